@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+// KnowTune: LoRA fine-tuning of LLaMA-family models, data-parallel over MPI, and the KnowTuning method.
+// Layering (one direction, enforced by SwiftPM): C shims → KnowTuneTensor → KnowTuneModel → KnowTuneData
+// → (Distributed, Checkpoint) → Training → Generation / Evaluation → executables.
+import PackageDescription
+
+// Numeric kernels live behind unsafe pointers; -Ounchecked drops the remaining overflow traps there.
+let kernelSettings: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "KnowTune",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "knowtune", targets: ["knowtune"]),
+        .executable(name: "knowtune-bench", targets: ["knowtune-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
+        .target(name: "CKnowTuneShims", dependencies: ["CMPI", "CHDF5"]),
+
+        .target(name: "KnowTuneTensor", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
+        .target(name: "KnowTuneModel", dependencies: ["KnowTuneTensor"], swiftSettings: kernelSettings),
+        .target(name: "KnowTuneData", dependencies: ["KnowTuneModel"]),
+        .target(name: "KnowTuneEvaluation"),
+
+        .executableTarget(
+            name: "knowtune",
+            dependencies: [
+                "KnowTuneModel", "KnowTuneData", "KnowTuneEvaluation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(name: "knowtune-bench", dependencies: ["KnowTuneModel", "KnowTuneData"],
+                          swiftSettings: kernelSettings),
+
+        .target(name: "KnowTuneTestSupport", dependencies: ["KnowTuneTensor"], path: "Tests/KnowTuneTestSupport"),
+        .testTarget(name: "KnowTuneTensorTests", dependencies: ["KnowTuneTensor", "KnowTuneTestSupport"]),
+        .testTarget(name: "KnowTuneModelTests",
+                    dependencies: ["KnowTuneTensor", "KnowTuneModel", "KnowTuneData", "KnowTuneTestSupport"]),
+        .testTarget(name: "KnowTuneEvaluationTests", dependencies: ["KnowTuneEvaluation"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

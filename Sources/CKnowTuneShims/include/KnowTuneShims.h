@@ -1,0 +1,47 @@
+// Implements accessors for C macros that Swift cannot import (Open MPI handles, HDF5 type and flag
+// constants); does not wrap any behaviour. Each accessor returns exactly what the macro names.
+#ifndef KNOWTUNE_SHIMS_H
+#define KNOWTUNE_SHIMS_H
+
+#include <mpi.h>
+#include <hdf5.h>
+
+// MPI handles: in Open MPI these are addresses of library globals behind macros.
+MPI_Comm kt_mpi_comm_world(void);
+MPI_Comm kt_mpi_comm_null(void);
+MPI_Datatype kt_mpi_float(void);
+MPI_Datatype kt_mpi_double(void);
+MPI_Datatype kt_mpi_int(void);
+MPI_Datatype kt_mpi_int64(void);
+MPI_Datatype kt_mpi_char(void);
+MPI_Datatype kt_mpi_byte(void);
+MPI_Op kt_mpi_sum(void);
+MPI_Op kt_mpi_max(void);
+MPI_Op kt_mpi_min(void);
+void *kt_mpi_in_place(void);
+MPI_Info kt_mpi_info_null(void);
+int kt_mpi_comm_type_shared(void);
+int kt_mpi_success(void);
+int kt_mpi_thread_funneled(void);
+MPI_Request kt_mpi_request_null(void);
+MPI_Status *kt_mpi_status_ignore(void);
+
+// HDF5 type ids and flags (the type ids are run-time globals that need H5open first).
+hid_t kt_h5t_native_float(void);
+hid_t kt_h5t_native_double(void);
+hid_t kt_h5t_native_int64(void);
+hid_t kt_h5t_native_uint64(void);
+hid_t kt_h5t_native_uint32(void);
+hid_t kt_h5t_native_uint8(void);
+hid_t kt_h5t_c_s1(void);
+hid_t kt_h5p_default(void);
+hid_t kt_h5s_all(void);
+hid_t kt_h5p_file_access(void);
+unsigned kt_h5f_acc_trunc(void);
+unsigned kt_h5f_acc_excl(void);
+unsigned kt_h5f_acc_rdonly(void);
+unsigned kt_h5f_acc_rdwr(void);
+// Silences HDF5's automatic error stack printing so that KnowTune reports errors once, itself.
+void kt_h5_silence_errors(void);
+
+#endif

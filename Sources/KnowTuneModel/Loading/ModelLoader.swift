@@ -1,0 +1,140 @@
+// Implements resolving `--model_name_or_path` (a .gguf file, a folder holding one .gguf, or an HF folder with
+// config.json + *.safetensors, sharded or not) into configuration, weights and tokenizer; does not parse the
+// formats themselves.
+import Foundation
+import KnowTuneTensor
+
+/// A base model ready to use.
+public struct LoadedModel {
+    public let configuration: LlamaConfiguration
+    public let weights: LlamaWeights
+    public let tokenizer: any Tokenizer
+    /// The file or folder it came from.
+    public let source: String
+    /// A short description of the source format, e.g. "GGUF v3 (Q4_1)".
+    public let format: String
+}
+
+public enum ModelLoader {
+    public enum SourceKind: Equatable {
+        case gguf(String)
+        case huggingFace(String)
+    }
+
+    /// Decides what `path` is, or explains why it is none of the accepted forms.
+    public static func resolve(_ path: String) throws -> SourceKind {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw KnowTuneError.fileUnreadable(path: path, reason: "no such file or directory (expected a .gguf file, a folder with one .gguf, or an HF folder with config.json)")
+        }
+        if !isDirectory.boolValue { return .gguf(path) }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        if entries.contains("config.json") { return .huggingFace(path) }
+        let ggufFiles = entries.filter { $0.hasSuffix(".gguf") }.sorted()
+        if ggufFiles.count == 1 { return .gguf((path as NSString).appendingPathComponent(ggufFiles[0])) }
+        if ggufFiles.count > 1 {
+            throw KnowTuneError.invalidConfiguration("\(path) holds several .gguf files (\(ggufFiles.joined(separator: ", "))): name one")
+        }
+        throw KnowTuneError.fileUnreadable(path: path, reason: "folder has neither config.json nor a .gguf file")
+    }
+
+    public static func load(_ path: String) throws -> LoadedModel {
+        switch try resolve(path) {
+        case let .gguf(file): return try loadGGUF(file)
+        case let .huggingFace(folder): return try loadHuggingFace(folder)
+        }
+    }
+
+    static func loadGGUF(_ path: String) throws -> LoadedModel {
+        let file = try GGUFFile(path: path)
+        let configuration = try GGUFModelLoader.configuration(of: file)
+        let tokenizer = try ByteLevelBPETokenizer(gguf: file.metadata)
+        let weights = try GGUFModelLoader.weights(of: file, configuration: configuration)
+        let types = Set(file.tensors.map(\.type.name)).sorted().joined(separator: "/")
+        return LoadedModel(configuration: configuration, weights: weights, tokenizer: tokenizer, source: path,
+                           format: "GGUF v\(file.version) (\(types))")
+    }
+
+    static func loadHuggingFace(_ folder: String) throws -> LoadedModel {
+        let configPath = (folder as NSString).appendingPathComponent("config.json")
+        let configuration = try huggingFaceConfiguration(configPath)
+        let tokenizer = try huggingFaceTokenizer(folder)
+        let shards = try safetensorsShards(folder)
+        let files = try shards.map { try SafeTensorsFile(path: $0) }
+        var owner: [String: SafeTensorsFile] = [:]
+        for file in files { for name in file.tensors.keys { owner[name] = file } }
+        let weights = LlamaWeights(configuration: configuration)
+        for tensor in weights.namedTensors() {
+            guard let file = owner[tensor.name] else {
+                throw KnowTuneError.badFormat(path: folder, reason: "tensor \(tensor.name) is in none of \(shards.map { ($0 as NSString).lastPathComponent })")
+            }
+            try file.read(tensor.name, into: tensor.pointer, expectedShape: tensor.shape)
+        }
+        let dtypes = Set(files.flatMap { $0.tensors.values.map(\.dtype) }).sorted().joined(separator: "/")
+        return LoadedModel(configuration: configuration, weights: weights, tokenizer: tokenizer, source: folder,
+                           format: "HF safetensors (\(shards.count) file\(shards.count == 1 ? "" : "s"), \(dtypes))")
+    }
+
+    /// Decodes config.json, accepting only LLaMA-family architectures.
+    public static func huggingFaceConfiguration(_ path: String) throws -> LlamaConfiguration {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw KnowTuneError.fileUnreadable(path: path, reason: error.localizedDescription)
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw KnowTuneError.badFormat(path: path, reason: "not a JSON object")
+        }
+        let supported = ["LlamaForCausalLM", "MistralForCausalLM"]
+        let architectures = object["architectures"] as? [String] ?? []
+        let modelType = object["model_type"] as? String ?? "?"
+        guard architectures.contains(where: supported.contains) || (architectures.isEmpty && modelType == "llama") else {
+            throw KnowTuneError.unsupported(what: "architecture \(architectures.isEmpty ? modelType : architectures.joined(separator: ",")) in \(path)",
+                                            supported: supported.joined(separator: ", "))
+        }
+        if let scaling = object["rope_scaling"], !(scaling is NSNull) {
+            throw KnowTuneError.unsupported(what: "rope_scaling \(scaling) in \(path)", supported: "no rope scaling")
+        }
+        do {
+            let configuration = try JSONDecoder().decode(LlamaConfiguration.self, from: data)
+            try configuration.validate(source: path)
+            return configuration
+        } catch let error as DecodingError {
+            throw KnowTuneError.badFormat(path: path, reason: describe(error))
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case let .keyNotFound(key, _): return "missing field \(key.stringValue)"
+        case let .typeMismatch(_, context), let .valueNotFound(_, context), let .dataCorrupted(context):
+            return "bad field \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+
+    /// `model.safetensors`, or the shards listed by `model.safetensors.index.json`.
+    static func safetensorsShards(_ folder: String) throws -> [String] {
+        let indexPath = (folder as NSString).appendingPathComponent("model.safetensors.index.json")
+        if FileManager.default.fileExists(atPath: indexPath) {
+            guard let data = FileManager.default.contents(atPath: indexPath),
+                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let map = object["weight_map"] as? [String: String] else {
+                throw KnowTuneError.badFormat(path: indexPath, reason: "no weight_map object")
+            }
+            return Set(map.values).sorted().map { (folder as NSString).appendingPathComponent($0) }
+        }
+        let entries = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
+        guard !entries.isEmpty else {
+            throw KnowTuneError.fileUnreadable(path: folder, reason: "no *.safetensors weights beside config.json")
+        }
+        return entries.map { (folder as NSString).appendingPathComponent($0) }
+    }
+
+    static func huggingFaceTokenizer(_ folder: String) throws -> any Tokenizer {
+        let path = (folder as NSString).appendingPathComponent("tokenizer.json")
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw KnowTuneError.fileUnreadable(path: path, reason: "an HF model folder needs tokenizer.json")
+        }
+        return try ByteLevelBPETokenizer.load(tokenizerJSONPath: path)
+    }
+}

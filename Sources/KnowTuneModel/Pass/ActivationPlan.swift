@@ -1,0 +1,154 @@
+// Implements the preallocated buffers of one forward/backward pass, sized once from (model, LoRA layout, token
+// capacity, longest sequence), as llm.c's activation memory; does not compute. A batch over capacity is a
+// programmer error: callers split batches into micro-batches that fit.
+//
+// Kernel letters: N tokens (capacity), C hidden, K kv dimension (G·D), F intermediate, H heads, T longest
+// sequence, r LoRA rank, M target rows (≤ N), V vocabulary.
+
+final class FloatArena {
+    private(set) var allocations: [UnsafeMutablePointer<Float>] = []
+    private(set) var floatCount = 0
+
+    func make(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+        allocations.append(pointer)
+        floatCount += max(count, 1)
+        return pointer
+    }
+
+    deinit { for pointer in allocations { pointer.deallocate() } }
+}
+
+public final class ActivationPlan {
+    public let model: LlamaConfiguration
+    public let loraLayout: LoRALayout?
+    public let tokenCapacity: Int
+    public let sequenceCapacity: Int
+    public let logitRowsPerChunk: Int
+    private let arena = FloatArena()
+
+    // Saved for backward, per layer.
+    /// [L][N, C] residual stream entering layer l.
+    let residualInput: [UnsafeMutablePointer<Float>]
+    /// [L][N, C] residual stream after attention.
+    let residualMiddle: [UnsafeMutablePointer<Float>]
+    /// [L][N] RMSNorm reciprocal RMS before attention / before the MLP.
+    let attentionRSTD: [UnsafeMutablePointer<Float>]
+    let feedForwardRSTD: [UnsafeMutablePointer<Float>]
+    /// [L][N, C], [L][N, K], [L][N, K] after RoPE (q, k) and v.
+    let query: [UnsafeMutablePointer<Float>]
+    let key: [UnsafeMutablePointer<Float>]
+    let value: [UnsafeMutablePointer<Float>]
+    /// [L][N, H] attention log-sum-exp per row and head.
+    let attentionLSE: [UnsafeMutablePointer<Float>]
+    /// [L][N, C] attention output (input of o_proj).
+    let attentionOutput: [UnsafeMutablePointer<Float>]
+    /// [L][N, F] gate and up projections.
+    let gate: [UnsafeMutablePointer<Float>]
+    let up: [UnsafeMutablePointer<Float>]
+    /// [L][kind][N, r] LoRA hidden u = x·Aᵀ per adapted projection.
+    let loraHidden: [[UnsafeMutablePointer<Float>?]]
+
+    // Final norm and head.
+    /// [N, C] output of the last layer.
+    let residualFinal: UnsafeMutablePointer<Float>
+    /// [M] reciprocal RMS of the final norm for target rows.
+    let finalRSTD: UnsafeMutablePointer<Float>
+    /// [M, C] normed final hidden state of target rows.
+    let finalNormed: UnsafeMutablePointer<Float>
+    /// [M, C] its gradient.
+    let finalNormedGradient: UnsafeMutablePointer<Float>
+    /// [chunk, V]
+    let logits: UnsafeMutablePointer<Float>
+    /// [M] target ids, log-probs, log-sum-exp, gradient weights.
+    let targetIds: UnsafeMutablePointer<Int32>
+    let targetLogProbabilities: UnsafeMutablePointer<Float>
+    let targetLSE: UnsafeMutablePointer<Float>
+    let targetWeights: UnsafeMutablePointer<Float>
+
+    // Scratch reused by every layer.
+    let normed: UnsafeMutablePointer<Float>          // [N, C]
+    let hidden: UnsafeMutablePointer<Float>          // [N, F]
+    let residualGradient: UnsafeMutablePointer<Float>  // [N, C]
+    let normedGradient: UnsafeMutablePointer<Float>  // [N, C]
+    let queryGradient: UnsafeMutablePointer<Float>   // [N, C]
+    let keyGradient: UnsafeMutablePointer<Float>     // [N, K]
+    let valueGradient: UnsafeMutablePointer<Float>   // [N, K]
+    let attentionGradient: UnsafeMutablePointer<Float>  // [N, C]
+    let gateGradient: UnsafeMutablePointer<Float>    // [N, F]
+    let upGradient: UnsafeMutablePointer<Float>      // [N, F]
+    let hiddenGradient: UnsafeMutablePointer<Float>  // [N, F]
+    let loraScratch: UnsafeMutablePointer<Float>     // [N, r]
+    let dropoutInput: UnsafeMutablePointer<Float>    // [N, max(C, F)] (only with dropout)
+    let dropoutGradient: UnsafeMutablePointer<Float> // [N, max(C, F)] (only with dropout)
+    let scores: UnsafeMutablePointer<Float>          // [T, T]
+    let scoreGradients: UnsafeMutablePointer<Float>  // [T, T]
+
+    /// Bytes allocated by this plan.
+    public var byteCount: Int { arena.floatCount * 4 + tokenCapacity * 4 }
+
+    public init(model c: LlamaConfiguration, loraLayout: LoRALayout?, tokenCapacity N: Int, sequenceCapacity T: Int,
+                logitRowsPerChunk: Int = 128) {
+        precondition(N > 0 && T > 0 && T <= N, "bad activation plan capacity")
+        model = c
+        self.loraLayout = loraLayout
+        tokenCapacity = N
+        sequenceCapacity = T
+        self.logitRowsPerChunk = logitRowsPerChunk
+        let C = c.hiddenSize, K = c.kvDimension, F = c.intermediateSize, H = c.headCount, L = c.layerCount
+        let arena = self.arena
+        func perLayer(_ width: Int) -> [UnsafeMutablePointer<Float>] { (0..<L).map { _ in arena.make(N * width) } }
+        residualInput = perLayer(C)
+        residualMiddle = perLayer(C)
+        attentionRSTD = perLayer(1)
+        feedForwardRSTD = perLayer(1)
+        query = perLayer(C)
+        key = perLayer(K)
+        value = perLayer(K)
+        attentionLSE = perLayer(H)
+        attentionOutput = perLayer(C)
+        gate = perLayer(F)
+        up = perLayer(F)
+        let r = loraLayout?.configuration.rank ?? 0
+        loraHidden = (0..<L).map { layer in
+            ProjectionKind.allCases.map { kind in
+                loraLayout?.slot(layer: layer, kind: kind) != nil ? arena.make(N * r) : nil
+            }
+        }
+        residualFinal = arena.make(N * C)
+        finalRSTD = arena.make(N)
+        finalNormed = arena.make(N * C)
+        finalNormedGradient = arena.make(N * C)
+        logits = arena.make(logitRowsPerChunk * c.vocabularySize)
+        targetIds = .allocate(capacity: N)
+        targetIds.initialize(repeating: 0, count: N)
+        targetLogProbabilities = arena.make(N)
+        targetLSE = arena.make(N)
+        targetWeights = arena.make(N)
+        normed = arena.make(N * C)
+        hidden = arena.make(N * F)
+        residualGradient = arena.make(N * C)
+        normedGradient = arena.make(N * C)
+        queryGradient = arena.make(N * C)
+        keyGradient = arena.make(N * K)
+        valueGradient = arena.make(N * K)
+        attentionGradient = arena.make(N * C)
+        gateGradient = arena.make(N * F)
+        upGradient = arena.make(N * F)
+        hiddenGradient = arena.make(N * F)
+        loraScratch = arena.make(N * max(r, 1))
+        let dropoutWidth = (loraLayout?.configuration.dropout ?? 0) > 0 ? N * max(C, F) : 1
+        dropoutInput = arena.make(dropoutWidth)
+        dropoutGradient = arena.make(dropoutWidth)
+        scores = arena.make(T * T)
+        scoreGradients = arena.make(T * T)
+    }
+
+    deinit { targetIds.deallocate() }
+
+    /// Whether a batch fits this plan.
+    public func fits(_ batch: PackedBatch) -> Bool {
+        batch.tokenCount <= tokenCapacity && batch.longestSequence <= sequenceCapacity
+    }
+}

@@ -1,0 +1,54 @@
+// Implements a read-only memory mapping of a whole file; does not copy or parse it.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file mapped read-only into memory, so that weights are paged in on demand and shared between
+/// processes by the page cache instead of being read into private arrays.
+public final class MappedFile {
+    public let path: String
+    public let byteCount: Int
+    /// Start of the mapping (nil only for an empty file).
+    public let baseAddress: UnsafeRawPointer?
+
+    public init(path: String) throws {
+        self.path = path
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else {
+            throw KnowTuneError.fileUnreadable(path: path, reason: String(cString: strerror(errno)))
+        }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            throw KnowTuneError.fileUnreadable(path: path, reason: String(cString: strerror(errno)))
+        }
+        if (status.st_mode & S_IFMT) == S_IFDIR {
+            throw KnowTuneError.fileUnreadable(path: path, reason: "is a directory")
+        }
+        byteCount = Int(status.st_size)
+        if byteCount == 0 {
+            baseAddress = nil
+            return
+        }
+        let mapping = mmap(nil, byteCount, PROT_READ, MAP_SHARED, descriptor, 0)
+        guard let mapping, mapping != MAP_FAILED else {
+            throw KnowTuneError.fileUnreadable(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
+        }
+        baseAddress = UnsafeRawPointer(mapping)
+    }
+
+    deinit {
+        if let baseAddress { munmap(UnsafeMutableRawPointer(mutating: baseAddress), byteCount) }
+    }
+
+    /// The bytes `offset ..< offset + count`, or a format error naming the file when they run past its end.
+    public func bytes(at offset: Int, count: Int) throws -> UnsafeRawBufferPointer {
+        guard offset >= 0, count >= 0, offset <= byteCount, count <= byteCount - offset else {
+            throw KnowTuneError.badFormat(
+                path: path, reason: "truncated: needs bytes \(offset)..<\(offset + count) but the file has \(byteCount)")
+        }
+        guard let baseAddress else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: baseAddress + offset, count: count)
+    }
+}

@@ -1,0 +1,44 @@
+// Implements the locations tests read: the repository, shared/golden and the fetched model; does not download.
+import Foundation
+import XCTest
+
+public enum TestPaths {
+    /// The package root (two levels above this file's folder).
+    public static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// `shared/` beside the checkout (CI puts it there), or `KNOWTUNE_SHARED`.
+    public static var shared: URL {
+        if let override = ProcessInfo.processInfo.environment["KNOWTUNE_SHARED"] { return URL(fileURLWithPath: override) }
+        return repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared")
+    }
+
+    public static var golden: URL { shared.appendingPathComponent("golden") }
+
+    /// The SmolLM2 GGUF that `launch/fetch-model.sh` puts in `models/smollm2/`, or `KNOWTUNE_MODEL`.
+    public static var smolLM2: String {
+        if let override = ProcessInfo.processInfo.environment["KNOWTUNE_MODEL"] { return override }
+        return repositoryRoot.appendingPathComponent("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").path
+    }
+
+    public struct MissingFixture: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Throws (a failure, never a skip: a missing fixture in CI must be red) when a required file is absent.
+    public static func require(_ path: String) throws -> String {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw MissingFixture(description: "required file missing: \(path) (run launch/fetch-model.sh, and keep shared/ beside the checkout)")
+        }
+        return path
+    }
+
+    public static func goldenJSON(_ name: String) throws -> [String: Any] {
+        let path = try require(golden.appendingPathComponent(name).path)
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw NumpyArchive.ArchiveError(description: "\(name) is not a JSON object")
+        }
+        return object
+    }
+}
