@@ -40,8 +40,9 @@ let package = Package(
         .target(name: "KnowTuneTestSupport", dependencies: ["KnowTuneTensor"], path: "Tests/KnowTuneTestSupport"),
         .testTarget(name: "KnowTuneTensorTests", dependencies: ["KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneModelTests",
-                    dependencies: ["KnowTuneTensor", "KnowTuneModel", "KnowTuneData", "KnowTuneTestSupport"]),
-        .testTarget(name: "KnowTuneEvaluationTests", dependencies: ["KnowTuneEvaluation"]),
+                    dependencies: ["KnowTuneTensor", "KnowTuneModel", "KnowTuneData", "KnowTuneTestSupport"],
+                    exclude: ["Fixtures"]),
+        .testTarget(name: "KnowTuneEvaluationTests", dependencies: ["KnowTuneEvaluation"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

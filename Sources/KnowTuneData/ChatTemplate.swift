@@ -54,7 +54,10 @@ public struct ChatTemplate: Equatable {
     public func promptSegments(_ content: String, system: String? = nil) -> [String] {
         let system = system ?? defaultSystem
         switch kind {
-        case .alpaca: return [system + "\n\n", "### Instruction:\n\(content)\n\n### Response:\n"]
+        case .alpaca:
+            // One segment: with byte-level BPE a separately encoded "…\n\n" would end in the merged token "ĊĊ"
+            // where the reference prompt has "Ċ", "Ċ" (shared/golden prompt_ids).
+            return [system + "\n\n### Instruction:\n\(content)\n\n### Response:\n"]
         case .alpacaLF053: return [system, "### Instruction:\n\(content)\n\n### Response:\n"]
         case .default: return [system + "\n", "Human: \(content)\nAssistant: "]
         case .chatml:

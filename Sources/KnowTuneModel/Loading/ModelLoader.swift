@@ -138,3 +138,13 @@ public enum ModelLoader {
         return try ByteLevelBPETokenizer.load(tokenizerJSONPath: path)
     }
 }
+
+/// Loads only a model's tokenizer (no weights), for commands that need nothing else.
+public enum TokenizerLoader {
+    public static func load(_ path: String) throws -> any Tokenizer {
+        switch try ModelLoader.resolve(path) {
+        case let .gguf(file): return try ByteLevelBPETokenizer(gguf: try GGUFFile(path: file).metadata)
+        case let .huggingFace(folder): return try ModelLoader.huggingFaceTokenizer(folder)
+        }
+    }
+}

@@ -1,0 +1,47 @@
+// Implements the options every model-using subcommand shares (LLaMA-Factory spellings) and model loading with
+// the load-time report; does not parse training flags (`train` has its own table).
+import ArgumentParser
+import Foundation
+import KnowTuneModel
+import KnowTuneTensor
+
+struct ModelOptions: ParsableArguments {
+    @Option(name: .customLong("model_name_or_path"), help: "A .gguf file, a folder holding one .gguf, or an HF folder (config.json + *.safetensors).")
+    var modelPath: String
+
+    @Option(name: .customLong("adapter_name_or_path"), help: "A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors).")
+    var adapterPath: String?
+
+    /// Loads the model (and adapter), printing the parameter counts to stderr.
+    func load() throws -> (model: LoadedModel, lora: LoRABuffer?) {
+        let started = Date()
+        let model = try ModelLoader.load(modelPath)
+        let c = model.configuration
+        logToStandardError(String(format: "loaded %@ [%@]: %d layers, hidden %d, %d heads (%d kv), vocab %d; %@ parameters in %.1fs",
+                                  model.source, model.format, c.layerCount, c.hiddenSize, c.headCount, c.kvHeadCount,
+                                  c.vocabularySize, c.parameterCount.formatted(), Date().timeIntervalSince(started)))
+        guard let adapterPath else { return (model, nil) }
+        let lora = try PEFTAdapter.load(folder: adapterPath, model: c)
+        let percent = 100 * Double(lora.count) / Double(c.parameterCount + lora.count)
+        logToStandardError(String(format: "adapter %@: r=%d alpha=%g targets=%@; trainable params %@ (%.4f%%)",
+                                  adapterPath, lora.layout.configuration.rank, lora.layout.configuration.alpha,
+                                  lora.layout.configuration.targets.map(\.moduleName).joined(separator: ","),
+                                  lora.count.formatted(), percent))
+        return (model, lora)
+    }
+}
+
+extension Int {
+    /// 1234567 → "1,234,567".
+    func formatted() -> String {
+        let digits = String(Swift.abs(self))
+        var groups: [Substring] = []
+        var end = digits.endIndex
+        while end > digits.startIndex {
+            let start = digits.index(end, offsetBy: -3, limitedBy: digits.startIndex) ?? digits.startIndex
+            groups.insert(digits[start..<end], at: 0)
+            end = start
+        }
+        return (self < 0 ? "-" : "") + groups.joined(separator: ",")
+    }
+}
