@@ -26,6 +26,9 @@ let package = Package(
         .target(name: "KnowTuneTensor", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
         .target(name: "KnowTuneModel", dependencies: ["KnowTuneTensor"], swiftSettings: kernelSettings),
         .target(name: "KnowTuneData", dependencies: ["KnowTuneModel"]),
+        .target(name: "KnowTuneTraining", dependencies: ["KnowTuneModel", "KnowTuneData"], swiftSettings: kernelSettings),
+        .target(name: "KnowTuneGeneration", dependencies: ["KnowTuneModel", "KnowTuneTensor", "KnowTuneData", "COpenBLAS"],
+                swiftSettings: kernelSettings),
         .target(name: "KnowTuneEvaluation"),
 
         .executableTarget(
@@ -34,7 +37,10 @@ let package = Package(
                 "KnowTuneModel", "KnowTuneData", "KnowTuneEvaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "knowtune-bench", dependencies: ["KnowTuneModel", "KnowTuneData"],
+        .executableTarget(name: "knowtune-bench", dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneTraining"],
+                          swiftSettings: kernelSettings),
+
+        .executableTarget(name: "knowtune-genbench", dependencies: ["KnowTuneGeneration", "KnowTuneModel"],
                           swiftSettings: kernelSettings),
 
         .target(name: "KnowTuneTestSupport", dependencies: ["KnowTuneTensor"], path: "Tests/KnowTuneTestSupport"),
@@ -42,6 +48,8 @@ let package = Package(
         .testTarget(name: "KnowTuneModelTests",
                     dependencies: ["KnowTuneTensor", "KnowTuneModel", "KnowTuneData", "KnowTuneTestSupport"],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "KnowTuneGenerationTests",
+                    dependencies: ["KnowTuneGeneration", "KnowTuneModel", "KnowTuneTensor", "KnowTuneData", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneEvaluationTests", dependencies: ["KnowTuneEvaluation"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]

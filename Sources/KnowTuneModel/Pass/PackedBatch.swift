@@ -38,6 +38,17 @@ public struct PackedBatch {
         sequenceStarts.append(tokens.count)
     }
 
+    /// Adds one sequence with explicit next-token targets (position t predicts targets[t]; −1 for none), e.g. to
+    /// give the last position a target that is not part of the input.
+    public mutating func append(ids: [Int32], targets: [Int32], exampleIndex: Int? = nil) {
+        precondition(ids.count == targets.count && !ids.isEmpty, "ids and targets differ in length")
+        tokens += ids
+        positions += (0..<ids.count).map { Int32($0) }
+        self.targets += targets.map { $0 < 0 ? -1 : $0 }
+        exampleIndices.append(exampleIndex ?? exampleIndices.count)
+        sequenceStarts.append(tokens.count)
+    }
+
     /// Adds prompt + response where only the response tokens carry loss (the usual SFT / scoring case).
     public mutating func append(prompt: [Int32], response: [Int32], exampleIndex: Int? = nil) {
         let labels = [Int32](repeating: -100, count: prompt.count) + response
