@@ -79,7 +79,17 @@ public final class GGUFFile {
         var tensors: [GGUFTensorInfo] = []
         var byName: [String: GGUFTensorInfo] = [:]
         for (name, dimensions, type, relativeOffset) in pending {
-            let elementCount = dimensions.reduce(1, *)
+            // Overflow-checked: each dimension is bounded by the file size but their product is not, and in this
+            // -Ounchecked module four dimensions of 2^16 would wrap to 0 elements and pass as an empty tensor.
+            func tooLarge() -> KnowTuneError {
+                .badFormat(path: path, reason: "tensor \(name): dimensions \(dimensions) are too large (corrupt file)")
+            }
+            var elementCount = 1
+            for dimension in dimensions {
+                let (product, overflow) = elementCount.multipliedReportingOverflow(by: dimension)
+                guard !overflow else { throw tooLarge() }
+                elementCount = product
+            }
             var byteCount = 0
             if let geometry = type.blockGeometry {
                 guard elementCount % geometry.elements == 0 else {
@@ -87,7 +97,9 @@ public final class GGUFFile {
                         path: path,
                         reason: "tensor \(name): \(elementCount) elements is not a whole number of \(type.name) blocks of \(geometry.elements)")
                 }
-                byteCount = elementCount / geometry.elements * geometry.bytes
+                let (blockBytes, overflow) = (elementCount / geometry.elements).multipliedReportingOverflow(by: geometry.bytes)
+                guard !overflow else { throw tooLarge() }
+                byteCount = blockBytes
             }
             let info = GGUFTensorInfo(
                 name: name, dimensions: dimensions, type: type, fileOffset: dataStart + relativeOffset, byteCount: byteCount)

@@ -42,6 +42,9 @@ public enum GGUFTensorType: UInt32, CaseIterable {
         }
     }
 
-    /// The types `GGUFDequantizer` turns into fp32.
-    public static let dequantisable: [GGUFTensorType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1]
+    /// The types `GGUFDequantizer` turns into fp32: the float formats, the 32-element legacy blocks and the
+    /// 256-element K-quants (GGUFKQuantDequantizer). Q8_1 (an activation format) and the IQ* types are not here.
+    public static let dequantisable: [GGUFTensorType] = [
+        .f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K,
+    ]
 }
