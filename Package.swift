@@ -16,6 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
@@ -26,7 +27,11 @@ let package = Package(
         .target(name: "KnowTuneTensor", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
         .target(name: "KnowTuneModel", dependencies: ["KnowTuneTensor"], swiftSettings: kernelSettings),
         .target(name: "KnowTuneData", dependencies: ["KnowTuneModel"]),
-        .target(name: "KnowTuneTraining", dependencies: ["KnowTuneModel", "KnowTuneData"], swiftSettings: kernelSettings),
+        .target(name: "KnowTuneDistributed", dependencies: ["CMPI", "CKnowTuneShims", "KnowTuneTensor"]),
+        .target(name: "KnowTuneCheckpoint", dependencies: ["CHDF5", "CKnowTuneShims", "KnowTuneTensor"]),
+        .target(name: "KnowTuneTraining",
+                dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneDistributed", "KnowTuneCheckpoint", "Yams"],
+                swiftSettings: kernelSettings),
         .target(name: "KnowTuneGeneration", dependencies: ["KnowTuneModel", "KnowTuneTensor", "KnowTuneData", "COpenBLAS"],
                 swiftSettings: kernelSettings),
         .target(name: "KnowTuneEvaluation"),
@@ -34,7 +39,7 @@ let package = Package(
         .executableTarget(
             name: "knowtune",
             dependencies: [
-                "KnowTuneModel", "KnowTuneData", "KnowTuneEvaluation",
+                "KnowTuneModel", "KnowTuneData", "KnowTuneEvaluation", "KnowTuneTraining", "KnowTuneDistributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "knowtune-bench", dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneTraining"],
@@ -42,6 +47,8 @@ let package = Package(
 
         .executableTarget(name: "knowtune-genbench", dependencies: ["KnowTuneGeneration", "KnowTuneModel"],
                           swiftSettings: kernelSettings),
+
+        .executableTarget(name: "knowtune-testkit", dependencies: ["KnowTuneDistributed", "KnowTuneCheckpoint", "KnowTuneTensor"]),
 
         .target(name: "KnowTuneTestSupport", dependencies: ["KnowTuneTensor"], path: "Tests/KnowTuneTestSupport"),
         .testTarget(name: "KnowTuneTensorTests", dependencies: ["KnowTuneTensor", "KnowTuneTestSupport"]),

@@ -1,0 +1,55 @@
+// Implements `knowtune train`: LLaMA-Factory's `train_bash.py` flags (parsed with KnowTune's own table, not
+// swift-argument-parser, to follow HfArgumentParser's conventions), started as one rank or under mpirun/srun.
+import ArgumentParser
+import Foundation
+import KnowTuneDistributed
+import KnowTuneModel
+import KnowTuneTensor
+import KnowTuneTraining
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Fine-tune with LoRA (LLaMA-Factory 0.5.3 arguments; `knowtune train config.yaml` reads them from a file).",
+        discussion: """
+            Example: knowtune train --stage sft --model_name_or_path models/smollm2 --do_train --dataset dolly_train \
+            --template alpaca --finetuning_type lora --lora_target q_proj,v_proj --output_dir checkpoint/dolly/sft
+            Started without mpirun it is a 1-rank job; under `mpirun -np N` each rank trains its share of every batch.
+            """)
+
+    @Argument(parsing: .captureForPassthrough, help: "[config.yaml] --key value …")
+    var tokens: [String] = []
+
+    func run() throws {
+        // The watchdog is armed when MPI starts, so its flag is read before anything else.
+        if let index = tokens.firstIndex(of: "--collective_timeout"), index + 1 < tokens.count {
+            setenv("KNOWTUNE_COLLECTIVE_TIMEOUT", tokens[index + 1], 1)
+        }
+        let communicator: any Communicator
+        do {
+            communicator = try MPICommunicator.start()
+        } catch {
+            logToStandardError("knowtune: error: \(error)")
+            throw ExitCode(1)
+        }
+        let logger = (try? RankLogger(communicator: communicator))
+            ?? RankLogger(rank: communicator.rank, worldSize: communicator.size, hostname: communicator.hostname)
+        do {
+            let parsed = try Consensus.runAgreed(communicator: communicator, operation: "parse arguments") {
+                try TrainingArgumentParser.parse(tokens)
+            }
+            if !parsed.ignoredFlags.isEmpty {
+                logger.info("accepted without effect on CPU: " + parsed.ignoredFlags.map { "--\($0)" }.joined(separator: ", "))
+            }
+            let topology = try ThreadPlacement.apply(communicator: communicator)
+            logger.info(topology)
+            try TrainingWorkflow.run(arguments: parsed.arguments, communicator: communicator, logger: logger)
+            try communicator.finalize()
+        } catch let stopped as TrainingStopped {
+            logger.info("stopped after step \(stopped.step); exiting 0")
+            try? communicator.finalize()
+        } catch {
+            Consensus.terminate(after: error, communicator: communicator, logger: logger)
+        }
+    }
+}
