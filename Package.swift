@@ -57,7 +57,11 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "KnowTuneGenerationTests",
                     dependencies: ["KnowTuneGeneration", "KnowTuneModel", "KnowTuneTensor", "KnowTuneData", "KnowTuneTestSupport"]),
+        .testTarget(name: "KnowTuneTrainingTests",
+                    dependencies: ["KnowTuneTraining", "KnowTuneModel", "KnowTuneData", "KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneEvaluationTests", dependencies: ["KnowTuneEvaluation"], exclude: ["Fixtures"]),
+        .testTarget(name: "KnowTuneDistributedTests", dependencies: ["KnowTuneDistributed", "KnowTuneTensor"]),
+        .testTarget(name: "KnowTuneCheckpointTests", dependencies: ["KnowTuneCheckpoint", "KnowTuneTensor"]),
     ],
     swiftLanguageModes: [.v5]
 )

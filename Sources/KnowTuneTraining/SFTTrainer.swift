@@ -95,10 +95,10 @@ public final class SFTTrainer {
         try communicator.allReduceSum(&scalars, operation: "step-scalars")
         try communicator.allReduceSum(gradients.values, count: gradients.count, operation: "gradients")
         guard scalars[0].isFinite else {
-            throw KnowTuneError.numerical("training loss is \(scalars[0]) at step \(step); lower --learning_rate or check the data")
+            throw agreed(.numerical("training loss is \(scalars[0]) at step \(step); lower --learning_rate or check the data and adapter"))
         }
         let norm = gradients.sumOfSquares().squareRoot()
-        guard norm.isFinite else { throw KnowTuneError.numerical("gradient norm is \(norm) at step \(step)") }
+        guard norm.isFinite else { throw agreed(.numerical("gradient norm is \(norm) at step \(step)")) }
         if arguments.maxGradNorm > 0 {
             // torch `clip_grad_norm_`: scale by max_norm/(norm + 1e-6) when that is below 1.
             let coefficient = arguments.maxGradNorm / (norm + 1e-6)
@@ -110,6 +110,12 @@ public final class SFTTrainer {
         let rate = schedule.rate(forStep: step)
         optimizer.step(parameters: parameters, gradients: gradients, learningRate: Float(rate))
         return StepResult(loss: scalars[0], gradientNorm: norm, learningRate: rate, stopRequested: scalars[1] > 0)
+    }
+
+    /// An error every rank raises identically from all-reduced values: reported once, by rank 0.
+    func agreed(_ error: KnowTuneError) -> AgreedFailure {
+        AgreedFailure(rank: 0, hostname: communicator.hostname, failingRanks: Array(0..<communicator.size),
+                      worldSize: communicator.size, message: error.description, localError: error)
     }
 
     // MARK: - Evaluation
@@ -141,7 +147,9 @@ public final class SFTTrainer {
         var stepsThisRun = 0
         let started = Date()
         var tokensThisRun = 0
+        let faults = TrainingFaultInjection()
         for step in (startStep + 1)...max(startStep + 1, steps.maxSteps) where step <= steps.maxSteps {
+            faults.beforeStep(step, rank: communicator.rank)
             let batch = steps.batch(forStep: step, trainCount: train.count, seed: arguments.seed)
             let result = try trainStep(batch, step: step)
             globalStep = step

@@ -40,7 +40,7 @@ enum TrainerCheckpoint {
         contents.attributes["lora_config"] = try json(trainer.parameters.layout.configuration)
         contents.attributes["model_config"] = try json(trainer.model.configuration)
         contents.attributes["log_history"] = try json(trainer.log?.history ?? [])
-        _ = try CheckpointStore.fromEnvironment().write(contents, to: folder)
+        _ = try TrainingFaultInjection().checkpointStore(step: step).write(contents, to: folder)
     }
 
     /// Restores `trainer` from `folder`, refusing a checkpoint of another model, LoRA config, world size or format.
@@ -91,7 +91,7 @@ enum TrainerCheckpoint {
         trainer.lossSinceLog = (sinceLog.first ?? 0, Int(sinceLog.last ?? 0))
         if let log = trainer.log, let history = contents.attributes["log_history"] {
             let entries = try JSONDecoder().decode([LogEntry].self, from: Data(history.utf8))
-            log.restore(history: entries, elapsed: contents.doubles["elapsed_seconds"]?.first ?? 0)
+            log.restore(history: entries, elapsed: contents.doubles["elapsed_seconds"]?.first ?? 0, step: trainer.globalStep)
         }
     }
 }

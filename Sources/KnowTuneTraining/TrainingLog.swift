@@ -38,10 +38,18 @@ public final class TrainingLog {
 
     var elapsed: Double { previousElapsed + Date().timeIntervalSince(startTime) }
 
-    /// Continues a resumed run's history and clock.
-    public func restore(history: [LogEntry], elapsed: Double) {
+    /// Continues a resumed run's history and clock, dropping `trainer_log.jsonl` lines of steps after the
+    /// checkpoint (they will be run again).
+    public func restore(history: [LogEntry], elapsed: Double, step: Int) {
         self.history = history
         previousElapsed = elapsed
+        let file = path("trainer_log.jsonl")
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return }
+        let kept = text.split(separator: "\n").filter { line in
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return ((object?["current_steps"] as? Int) ?? Int.max) <= step
+        }
+        try? (kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).write(toFile: file, atomically: true, encoding: .utf8)
     }
 
     static func clock(_ seconds: Double) -> String {

@@ -1,0 +1,94 @@
+// The `train` argument table (HfArgumentParser conventions, old and new spellings, YAML), the step plan,
+// learning-rate schedules and the token-balanced sharder.
+import Foundation
+import XCTest
+@testable import KnowTuneTraining
+
+final class TrainingArgumentTests: XCTestCase {
+    func testBooleansFollowHfArgumentParser() throws {
+        let parsed = try TrainingArgumentParser.parse([
+            "--do_train", "--plot_loss", "false", "--load_best_model_at_end", "1", "--resume_lora_training", "1",
+            "--checkpoint_dir", "a,b", "--bf16", "--overwrite_cache", "--learning_rate=1e-4", "--lora-rank", "4",
+        ])
+        let a = parsed.arguments
+        XCTAssertTrue(a.doTrain)
+        XCTAssertFalse(a.plotLoss)
+        XCTAssertTrue(a.loadBestModelAtEnd)
+        XCTAssertFalse(a.createNewAdapter, "--resume_lora_training 1 continues the adapter")
+        XCTAssertEqual(a.adapterPaths, ["a", "b"])
+        XCTAssertEqual(a.learningRate, 1e-4)
+        XCTAssertEqual(a.loraRank, 4)
+        XCTAssertEqual(parsed.ignoredFlags, ["bf16", "overwrite_cache"])
+        XCTAssertTrue(try TrainingArgumentParser.parse(["--resume_lora_training", "0"]).arguments.createNewAdapter)
+    }
+
+    func testUnknownFlagsAndBadValuesAreErrors() {
+        XCTAssertThrowsError(try TrainingArgumentParser.parse(["--no_such_flag", "1"])) { XCTAssertTrue("\($0)".contains("--no_such_flag")) }
+        XCTAssertThrowsError(try TrainingArgumentParser.parse(["--lora_rank", "eight"])) { XCTAssertTrue("\($0)".contains("whole number")) }
+        XCTAssertThrowsError(try TrainingArgumentParser.parse(["--do_train", "maybe"]))
+        XCTAssertThrowsError(try TrainingArgumentParser.parse(["--learning_rate"])) { XCTAssertTrue("\($0)".contains("needs a value")) }
+    }
+
+    func testYAMLConfigurationWithCommandLineOverrides() throws {
+        let path = NSTemporaryDirectory() + "kt-config-\(getpid()).yaml"
+        try """
+            stage: sft
+            do_train: true
+            dataset: [dolly_train, lima_train]
+            lora_target: q_proj,v_proj
+            learning_rate: 5.0e-5
+            eval_steps: 0.1
+            bf16: true
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let parsed = try TrainingArgumentParser.parse([path, "--learning_rate", "2e-5"])
+        XCTAssertEqual(parsed.arguments.datasetNames, ["dolly_train", "lima_train"])
+        XCTAssertEqual(parsed.arguments.learningRate, 2e-5)
+        XCTAssertEqual(parsed.arguments.evalSteps, 0.1)
+        XCTAssertTrue(parsed.arguments.doTrain)
+        try "lora_rnak: 4\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try TrainingArgumentParser.parse([path])) { XCTAssertTrue("\($0)".contains("lora_rnak")) }
+    }
+
+    func testStepPlanFollowsHFRatios() throws {
+        var a = TrainingArguments()
+        a.perDeviceTrainBatchSize = 16
+        a.numTrainEpochs = 3
+        a.evaluationStrategy = "steps"
+        a.evalSteps = 0.1
+        a.saveSteps = 0.1
+        a.loadBestModelAtEnd = true
+        // The notes' worked example: 930 rows, batch 16 → 59 batches/epoch, 177 steps, eval/save every 18.
+        let plan = try StepPlan(arguments: a, trainCount: 930, worldSize: 1)
+        XCTAssertEqual([plan.stepsPerEpoch, plan.maxSteps, plan.evalSteps ?? 0, plan.saveSteps], [59, 177, 18, 18])
+        // Two ranks of 8 form the same global batch of 16.
+        a.perDeviceTrainBatchSize = 8
+        XCTAssertEqual(try StepPlan(arguments: a, trainCount: 930, worldSize: 2), plan)
+        // Each epoch's batches partition the data.
+        let epoch = (1...59).flatMap { plan.batch(forStep: $0, trainCount: 930, seed: 42) }
+        XCTAssertEqual(epoch.sorted(), Array(0..<930))
+        XCTAssertNotEqual(plan.batch(forStep: 1, trainCount: 930, seed: 42), plan.batch(forStep: 60, trainCount: 930, seed: 42))
+    }
+
+    func testSchedulesMatchHF() throws {
+        let cosine = try LearningRateSchedule(kind: "cosine", baseRate: 1e-4, totalSteps: 10, warmupSteps: 0, warmupRatio: 0)
+        XCTAssertEqual(cosine.rate(forStep: 1), 1e-4, accuracy: 1e-12)
+        XCTAssertEqual(cosine.rate(forStep: 6), 1e-4 * 0.5, accuracy: 1e-12)
+        XCTAssertEqual(cosine.loggedRate(afterStep: 10), 0, accuracy: 1e-12)
+        let linear = try LearningRateSchedule(kind: "linear", baseRate: 1, totalSteps: 10, warmupSteps: 0, warmupRatio: 0.2)
+        XCTAssertEqual(linear.warmupSteps, 2)
+        XCTAssertEqual([linear.rate(forStep: 1), linear.rate(forStep: 2), linear.rate(forStep: 3), linear.rate(forStep: 10)],
+                       [0, 0.5, 1, 0.125])
+        XCTAssertThrowsError(try LearningRateSchedule(kind: "polynomial", baseRate: 1, totalSteps: 1, warmupSteps: 0, warmupRatio: 0))
+    }
+
+    func testShardsBalanceTokensAndCoverTheBatch() {
+        let counts = [100, 10, 60, 50, 40, 5, 5]
+        let shards = BatchSharder.shard(tokenCounts: counts, rankCount: 2)
+        XCTAssertEqual(shards.flatMap { $0 }.sorted(), Array(0..<7))
+        let loads = shards.map { $0.map { counts[$0] }.reduce(0, +) }
+        XCTAssertLessThanOrEqual(abs(loads[0] - loads[1]), 10)
+        // More ranks than examples: some ranks get nothing, and still every rank takes the step.
+        XCTAssertEqual(BatchSharder.shard(tokenCounts: [3], rankCount: 3).map(\.count), [1, 0, 0])
+        XCTAssertEqual(BatchSharder.microBatches([0, 1, 2, 3], tokenCounts: [5, 5, 20, 1], budget: 10), [[0, 1], [2], [3]])
+    }
+}
