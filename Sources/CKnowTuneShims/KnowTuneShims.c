@@ -19,6 +19,8 @@ int kt_mpi_success(void) { return MPI_SUCCESS; }
 int kt_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 MPI_Request kt_mpi_request_null(void) { return MPI_REQUEST_NULL; }
 MPI_Status *kt_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
+MPI_Errhandler kt_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+int kt_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 
 hid_t kt_h5t_native_float(void) { return H5T_NATIVE_FLOAT; }
 hid_t kt_h5t_native_double(void) { return H5T_NATIVE_DOUBLE; }
@@ -34,4 +36,7 @@ unsigned kt_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
 unsigned kt_h5f_acc_excl(void) { return H5F_ACC_EXCL; }
 unsigned kt_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 unsigned kt_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
+hid_t kt_h5p_link_create(void) { return H5P_LINK_CREATE; }
+H5F_libver_t kt_h5f_libver_latest(void) { return H5F_LIBVER_LATEST; }
+size_t kt_h5t_variable(void) { return H5T_VARIABLE; }
 void kt_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }

@@ -27,7 +27,8 @@ public enum TrainingWorkflow {
                     + "alpha=\(lora.layout.configuration.alpha) on \(lora.layout.configuration.targets.map(\.moduleName).joined(separator: ",")): "
                     + "trainable params \(lora.count) (\(String(format: "%.4f", 100 * Double(lora.count) / Double(c.parameterCount + lora.count)))%)")
         let (train, validation) = try Consensus.runAgreed(communicator: communicator, operation: "prepare data") {
-            try prepareData(arguments, tokenizer: model.tokenizer, logger: logger)
+            // Every rank prepares the same data; only rank 0 reports on it.
+            try prepareData(arguments, tokenizer: model.tokenizer, logger: communicator.isMainRank ? logger : nil)
         }
         let trainer = try SFTTrainer(arguments: arguments, communicator: communicator, logger: logger, model: model,
                                      lora: lora, train: train, validation: validation)
@@ -40,9 +41,6 @@ public enum TrainingWorkflow {
             try trainer.run()
         } else if arguments.doEval {
             try trainer.writeEvaluation(epoch: 0)
-            if communicator.isMainRank {
-                try PEFTAdapter.save(lora, to: arguments.outputDir, baseModel: arguments.modelNameOrPath)
-            }
         }
     }
 
@@ -97,7 +95,7 @@ public enum TrainingWorkflow {
     }
 
     /// Loads, encodes and splits the datasets identically on every rank.
-    static func prepareData(_ arguments: TrainingArguments, tokenizer: any Tokenizer, logger: RankLogger) throws
+    static func prepareData(_ arguments: TrainingArguments, tokenizer: any Tokenizer, logger: RankLogger?) throws
         -> (train: [EncodedExample], validation: [EncodedExample]) {
         let registry = try DatasetRegistry(directory: arguments.datasetDir)
         let examples = try DatasetLoader.load(names: arguments.datasetNames, registry: registry, maxSamples: arguments.maxSamples)
@@ -105,8 +103,8 @@ public enum TrainingWorkflow {
         let encoder = SupervisedEncoder(template: template, tokenizer: tokenizer, cutoffLength: arguments.cutoffLength,
                                         reservedLabelLength: arguments.reservedLabelLength)
         let (encoded, report) = encoder.encode(examples)
-        if report.skippedEmpty > 0 { logger.warning("skipped \(report.skippedEmpty) record(s) with an empty prompt or response") }
-        if report.truncated > 0 { logger.warning("truncated \(report.truncated) sequence(s) to cutoff_len \(arguments.cutoffLength)") }
+        if report.skippedEmpty > 0 { logger?.warning("skipped \(report.skippedEmpty) record(s) with an empty prompt or response") }
+        if report.truncated > 0 { logger?.warning("truncated \(report.truncated) sequence(s) to cutoff_len \(arguments.cutoffLength)") }
         guard !encoded.isEmpty else {
             throw KnowTuneError.invalidInput("no usable records in \(arguments.dataset) (all \(examples.count) were empty)")
         }

@@ -1,0 +1,29 @@
+// Implements the test-only fault injection of the checkpoint writer (KNOWTUNE_FAULT_CHECKPOINT_WRITE=kill: the
+// writer SIGKILLs itself after writing half the tensors to its temporary file); does not run unless that
+// variable is set.
+import Foundation
+import KnowTuneTensor
+
+/// A deliberate crash point, so a test can prove that an interrupted write never replaces the last good file.
+public enum CheckpointFaultInjection: Equatable, Sendable {
+    case none
+    /// `kill(getpid(), SIGKILL)` after half of the tensors are in the temporary file.
+    case killAfterHalfTheTensors
+
+    /// Reads `KNOWTUNE_FAULT_CHECKPOINT_WRITE` (`kill`, or unset/empty).
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        switch environment["KNOWTUNE_FAULT_CHECKPOINT_WRITE"] {
+        case nil, "": self = .none
+        case "kill": self = .killAfterHalfTheTensors
+        case let other?:
+            throw KnowTuneError.invalidConfiguration("KNOWTUNE_FAULT_CHECKPOINT_WRITE=\(other) (expected kill, or unset)")
+        }
+    }
+
+    /// Called by the writer before the first tensor and after each one.
+    func tensorsWritten(_ written: Int, of total: Int, file: HDF5File) {
+        guard self == .killAfterHalfTheTensors, written >= total / 2 else { return }
+        try? file.flush()  // Leave a realistic half-written file behind.
+        kill(getpid(), SIGKILL)
+    }
+}

@@ -1,0 +1,238 @@
+// Implements atomic, verified checkpoint files: write to a temporary file in the same folder with a checksum per
+// dataset, close, fsync, rename over the final name, fsync the folder; read back verifying every checksum; find
+// the newest intact `checkpoint-<step>` folder. Does not decide what goes into a checkpoint, which rank writes
+// it, or when old ones are deleted (the trainer does; only rank 0 should write).
+import Foundation
+import KnowTuneTensor
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads and writes ``CheckpointContents`` as one HDF5 file, never leaving a half-written file under its name.
+///
+/// Sequence (shared/notes/distributed-practice.md §4.2): `.state.h5.tmp-<pid>` → `H5Fclose` → `fsync` →
+/// `rename` → `fsync(folder)`. HDF5 itself does not fsync, and is not crash-safe while open for write, so a
+/// file is never updated in place. A reader sees the previous file or the new one, never a mix.
+public struct CheckpointStore: Sendable {
+    /// The file name inside a checkpoint folder.
+    public static let defaultFileName = "state.h5"
+    /// Version of the store's container layout (reserved attributes and checksums), not of the trainer's content.
+    public static let containerVersion: Int64 = 1
+
+    static let versionAttribute = CheckpointContents.reservedAttributePrefix + "version"
+    static let datasetCountAttribute = CheckpointContents.reservedAttributePrefix + "dataset_count"
+    static let attributesChecksumAttribute = CheckpointContents.reservedAttributePrefix + "attributes_fnv1a64"
+    /// The checksum attribute on every dataset.
+    public static let checksumAttribute = "fnv1a64"
+
+    /// The crash point for tests; `.none` in normal runs.
+    public var faultInjection: CheckpointFaultInjection
+
+    public init(faultInjection: CheckpointFaultInjection = .none) {
+        self.faultInjection = faultInjection
+    }
+
+    /// A store whose fault injection comes from `KNOWTUNE_FAULT_CHECKPOINT_WRITE`.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> CheckpointStore {
+        CheckpointStore(faultInjection: try CheckpointFaultInjection(environment: environment))
+    }
+
+    /// "checkpoint-<step>".
+    public static func folderName(step: Int) -> String { "checkpoint-\(step)" }
+
+    /// The step of a "checkpoint-<step>" folder name, or nil for anything else.
+    public static func step(ofFolderName name: String) -> Int? {
+        let prefix = "checkpoint-"
+        guard name.hasPrefix(prefix) else { return nil }
+        let digits = name.dropFirst(prefix.count)
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return Int(digits)
+    }
+
+    // MARK: Writing
+
+    /// Writes `contents` to `folder/fileName` atomically (creating `folder` if needed) and returns the file path.
+    @discardableResult
+    public func write(_ contents: CheckpointContents, to folder: String, fileName: String = defaultFileName) throws -> String {
+        let finalPath = (folder as NSString).appendingPathComponent(fileName)
+        try contents.validate(destination: finalPath)
+        let createdFolder = try Self.makeFolder(folder)
+        try Self.removeStaleTemporaryFiles(in: folder, fileName: fileName)
+        let temporaryPath = (folder as NSString).appendingPathComponent(Self.temporaryPrefix(fileName) + "\(getpid())")
+        do {
+            try writeFile(contents, to: temporaryPath)
+            try Self.synchronize(path: temporaryPath, directory: false)
+            guard rename(temporaryPath, finalPath) == 0 else {
+                throw KnowTuneError.fileUnreadable(
+                    path: finalPath, reason: "cannot write: rename from \(temporaryPath) failed: \(Self.errnoText())")
+            }
+        } catch {
+            unlink(temporaryPath)
+            throw error
+        }
+        try Self.synchronize(path: folder, directory: true)
+        if createdFolder { try Self.synchronize(path: (folder as NSString).deletingLastPathComponent, directory: true) }
+        return finalPath
+    }
+
+    private func writeFile(_ contents: CheckpointContents, to path: String) throws {
+        let file = try HDF5File.create(path)
+        try file.setAttribute(Self.versionAttribute, Self.containerVersion)
+        try file.setAttribute(Self.datasetCountAttribute, Int64(contents.datasetNames.count))
+        for (name, value) in contents.attributes.sorted(by: { $0.key < $1.key }) {
+            try file.setAttribute(name, string: value)
+        }
+        try file.setAttribute(Self.attributesChecksumAttribute, TensorChecksum.of(attributes: contents.attributes))
+
+        let tensorNames = contents.tensors.keys.sorted()
+        faultInjection.tensorsWritten(0, of: tensorNames.count, file: file)
+        for (index, name) in tensorNames.enumerated() {
+            guard let tensor = contents.tensors[name] else { continue }
+            try write(tensor.values, shape: tensor.shape, name: name, into: file)
+            faultInjection.tensorsWritten(index + 1, of: tensorNames.count, file: file)
+        }
+        for (name, values) in contents.doubles.sorted(by: { $0.key < $1.key }) {
+            try write(values, shape: [values.count], name: name, into: file)
+        }
+        for (name, values) in contents.integers.sorted(by: { $0.key < $1.key }) {
+            try write(values, shape: [values.count], name: name, into: file)
+        }
+        try file.close()
+    }
+
+    private func write<Element: HDF5Element>(_ values: [Element], shape: [Int], name: String, into file: HDF5File) throws {
+        try file.write(values, shape: shape, to: name)
+        try file.setAttribute(Self.checksumAttribute, TensorChecksum.of(values, shape: shape), on: name)
+    }
+
+    // MARK: Reading
+
+    /// Reads `folder/fileName`, verifying the container version, the dataset count and every checksum.
+    public func read(from folder: String, fileName: String = defaultFileName) throws -> CheckpointContents {
+        let path = (folder as NSString).appendingPathComponent(fileName)
+        let file = try HDF5File.open(path)
+        defer { try? file.close() }
+        guard try file.hasAttribute(Self.versionAttribute) else {
+            throw KnowTuneError.badFormat(path: path, reason: "not a KnowTune checkpoint (no \(Self.versionAttribute) attribute)")
+        }
+        let version: Int64 = try file.attribute(Self.versionAttribute)
+        guard version <= Self.containerVersion else {
+            throw KnowTuneError.unsupported(what: "checkpoint container version \(version) in \(path)",
+                                            supported: "versions up to \(Self.containerVersion); update KnowTune")
+        }
+        var contents = CheckpointContents()
+        let names = try file.datasetNames()
+        let expectedCount: Int64 = try file.attribute(Self.datasetCountAttribute)
+        guard Int64(names.count) == expectedCount else {
+            throw KnowTuneError.badFormat(
+                path: path, reason: "holds \(names.count) datasets, but was written with \(expectedCount) (incomplete or modified file)")
+        }
+        for name in names {
+            switch try file.elementType(of: name) {
+            case .float32?:
+                let (shape, values) = try read(name, from: file, as: Float.self)
+                contents.tensors[name] = CheckpointTensor(shape: shape, values: values)
+            case .float64?:
+                contents.doubles[name] = try read(name, from: file, as: Double.self).values
+            case .int64?:
+                contents.integers[name] = try read(name, from: file, as: Int64.self).values
+            case .uint64?, nil:
+                throw KnowTuneError.badFormat(path: path, reason: "dataset '\(name)' has a type checkpoints do not use")
+            }
+        }
+        for name in try file.attributeNames() where !name.hasPrefix(CheckpointContents.reservedAttributePrefix) {
+            contents.attributes[name] = try file.stringAttribute(name)
+        }
+        let storedAttributesChecksum: UInt64 = try file.attribute(Self.attributesChecksumAttribute)
+        guard storedAttributesChecksum == TensorChecksum.of(attributes: contents.attributes) else {
+            throw KnowTuneError.badFormat(path: path, reason: "the attributes are corrupt (checksum mismatch)")
+        }
+        return contents
+    }
+
+    private func read<Element: HDF5Element>(_ name: String, from file: HDF5File, as type: Element.Type) throws
+        -> (shape: [Int], values: [Element]) {
+        let (shape, values) = try file.read(name, as: type)
+        guard try file.hasAttribute(Self.checksumAttribute, on: name) else {
+            throw KnowTuneError.badFormat(path: file.path, reason: "dataset '\(name)' has no \(Self.checksumAttribute) checksum")
+        }
+        let stored: UInt64 = try file.attribute(Self.checksumAttribute, on: name)
+        let actual = TensorChecksum.of(values, shape: shape)
+        guard stored == actual else {
+            throw KnowTuneError.badFormat(path: file.path, reason: "dataset '\(name)' is corrupt: checksum "
+                + "\(Self.hex(actual)) does not match the stored \(Self.hex(stored))")
+        }
+        return (shape, values)
+    }
+
+    // MARK: Finding the newest intact checkpoint
+
+    /// The newest `checkpoint-<step>` folder in `outputDirectory` whose `fileName` reads back intact, or nil.
+    /// Temporary files and folders without a complete file are skipped; `skipped` hears about each skip.
+    public func latestComplete(in outputDirectory: String, fileName: String = defaultFileName,
+                               skipped: (String, Error) -> Void = { _, _ in }) -> String? {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: outputDirectory) else { return nil }
+        let candidates = entries.compactMap { name in Self.step(ofFolderName: name).map { (step: $0, name: name) } }
+            .sorted { $0.step > $1.step }
+        for candidate in candidates {
+            let folder = (outputDirectory as NSString).appendingPathComponent(candidate.name)
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+                continue
+            }
+            do {
+                _ = try read(from: folder, fileName: fileName)
+                return folder
+            } catch {
+                skipped(folder, error)
+            }
+        }
+        return nil
+    }
+
+    // MARK: File-system helpers
+
+    static func temporaryPrefix(_ fileName: String) -> String { ".\(fileName).tmp-" }
+
+    /// Creates `folder` if missing; returns whether it did.
+    private static func makeFolder(_ folder: String) throws -> Bool {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw KnowTuneError.fileUnreadable(path: folder, reason: "cannot write: exists and is not a folder")
+            }
+            return false
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw KnowTuneError.fileUnreadable(
+                path: folder, reason: "cannot write: cannot create the folder: \(error.localizedDescription)")
+        }
+        return true
+    }
+
+    /// Removes temporary files that an interrupted writer left (only rank 0 writes, so none is in use).
+    private static func removeStaleTemporaryFiles(in folder: String, fileName: String) throws {
+        let prefix = temporaryPrefix(fileName)
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where entry.hasPrefix(prefix) {
+            unlink((folder as NSString).appendingPathComponent(entry))
+        }
+    }
+
+    private static func synchronize(path: String, directory: Bool) throws {
+        let descriptor = open(path.isEmpty ? "." : path, O_RDONLY | (directory ? O_DIRECTORY : 0))
+        guard descriptor >= 0 else {
+            throw KnowTuneError.fileUnreadable(path: path, reason: "cannot write: cannot open for fsync: \(errnoText())")
+        }
+        defer { close(descriptor) }
+        guard fsync(descriptor) == 0 else {
+            throw KnowTuneError.fileUnreadable(path: path, reason: "cannot write: fsync failed: \(errnoText())")
+        }
+    }
+
+    private static func errnoText() -> String { String(cString: strerror(errno)) }
+
+    static func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
+}
