@@ -60,8 +60,8 @@ let package = Package(
         .testTarget(name: "KnowTuneTrainingTests",
                     dependencies: ["KnowTuneTraining", "KnowTuneModel", "KnowTuneData", "KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneEvaluationTests", dependencies: ["KnowTuneEvaluation"], exclude: ["Fixtures"]),
-        .testTarget(name: "KnowTuneDistributedTests", dependencies: ["KnowTuneDistributed", "KnowTuneTensor"]),
-        .testTarget(name: "KnowTuneCheckpointTests", dependencies: ["KnowTuneCheckpoint", "KnowTuneTensor"]),
+        .testTarget(name: "KnowTuneDistributedTests", dependencies: ["KnowTuneDistributed", "KnowTuneTensor", "KnowTuneTestSupport"]),
+        .testTarget(name: "KnowTuneCheckpointTests", dependencies: ["KnowTuneCheckpoint", "KnowTuneTensor", "KnowTuneTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -186,7 +186,7 @@ public final class SFTTrainer {
                 throw TrainingStopped(step: step)
             }
         }
-        try finish(runtime: Date().timeIntervalSince(started), stepsThisRun: stepsThisRun)
+        try finish(runtime: Date().timeIntervalSince(started), stepsThisRun: stepsThisRun, tokensThisRun: tokensThisRun)
     }
 
     func isBetter(_ metric: Double) -> Bool {
@@ -249,17 +249,22 @@ public final class SFTTrainer {
         }
     }
 
-    func finish(runtime: Double, stepsThisRun: Int) throws {
+    func finish(runtime: Double, stepsThisRun: Int, tokensThisRun: Int) throws {
         if arguments.loadBestModelAtEnd, let bestParameters, let bestStep {
             bestParameters.withUnsafeBufferPointer { parameters.values.update(from: $0.baseAddress!, count: $0.count) }
             logger.info("loaded the best adapter (step \(bestStep), \(arguments.metricForBestModel ?? "eval_loss") \(bestMetric ?? .nan))")
         }
         let epoch = steps.epoch(afterStep: globalStep)
         let trainLoss = trainLossTotal / Double(max(globalStep, 1))
+        var peakResident = [Self.peakResidentMiB()]
+        try communicator.allReduceMax(&peakResident, operation: "peak-rss")
         let trainMetrics: [String: Double] = [
             "epoch": epoch, "total_flos": 0, "train_loss": trainLoss, "train_runtime": (runtime * 10000).rounded() / 10000,
             "train_samples_per_second": Double(train.count) * arguments.numTrainEpochs / max(runtime, 1e-9),
             "train_steps_per_second": Double(stepsThisRun) / max(runtime, 1e-9),
+            // Real (unpadded) tokens, the figure the benchmarks compare; and this process's peak resident memory.
+            "train_tokens_per_second": Double(tokensThisRun) / max(runtime, 1e-9),
+            "train_peak_rss_mib": peakResident[0],  // the largest of any rank
         ]
         var failure: Error?
         if let log {
@@ -281,6 +286,13 @@ public final class SFTTrainer {
             let plots = log.plotLosses()
             if plots.isEmpty { logger.warning("no loss values to plot (logging_steps \(steps.loggingSteps) > steps?)") }
         }
+    }
+
+    /// Peak resident set size of this process (ru_maxrss, KiB on Linux) in MiB.
+    static func peakResidentMiB() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
     }
 
     /// The post-training (or `--do_eval`-only) evaluation: eval_results.json with loss and perplexity.

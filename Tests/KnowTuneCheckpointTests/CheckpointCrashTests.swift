@@ -2,6 +2,7 @@
 // KNOWTUNE_FAULT_CHECKPOINT_WRITE=kill dies half-way through its temporary file, and the previous checkpoint stays
 // intact and is still the newest complete one; does not inject faults in-process.
 import KnowTuneCheckpoint
+import KnowTuneTestSupport
 import XCTest
 
 final class CheckpointCrashTests: XCTestCase {

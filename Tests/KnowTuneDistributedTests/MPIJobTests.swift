@@ -1,6 +1,7 @@
 // Implements the real multi-rank tests: `mpirun -np 2` on `knowtune-testkit mpi-selftest` for collectives, failure
 // agreement, a local failure, the collective-mismatch check and the watchdog, plus the same selftest without
 // mpirun (one rank, no MPI); does not skip when mpirun is missing (it fails).
+import KnowTuneTestSupport
 import XCTest
 
 final class MPIJobTests: XCTestCase {

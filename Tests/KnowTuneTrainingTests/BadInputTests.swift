@@ -11,7 +11,7 @@ final class BadInputTests: XCTestCase {
     private func expectFailure(_ arguments: [String], message: String, ranks: Int = 2,
                                file: StaticString = #filePath, line: UInt = #line) throws -> String {
         let result = try KnowTuneRunner.run(arguments, ranks: ranks, timeout: 60, file: file, line: line)
-        XCTAssertNotEqual(result.exitCode, 0, "must fail: \(result.standardError)", file: file, line: line)
+        XCTAssertNotEqual(result.status, 0, "must fail: \(result.standardError)", file: file, line: line)
         XCTAssertLessThan(result.seconds, 30, "must not hang", file: file, line: line)
         let occurrences = result.standardError.components(separatedBy: message).count - 1
         XCTAssertEqual(occurrences, 1, "expected '\(message)' exactly once in:\n\(result.standardError)", file: file, line: line)
@@ -54,7 +54,7 @@ final class BadInputTests: XCTestCase {
     func testNaNLossStopsEveryRank() throws {
         // An adapter with one NaN (a corrupt file from elsewhere) makes the first loss NaN.
         let source = TrainingFixtures.outputDirectory("nan-source")
-        XCTAssertEqual(try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: source, extra: ["--max_steps", "1"])).exitCode, 0)
+        XCTAssertEqual(try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: source, extra: ["--max_steps", "1"])).status, 0)
         var tensors = try readAdapter(source)
         tensors["base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight"]?[0] = .nan
         let file = try SafeTensorsFile(path: source + "/adapter_model.safetensors")
@@ -71,7 +71,7 @@ final class BadInputTests: XCTestCase {
     func testPreviousRunIsNotOverwrittenWithoutPermission() throws {
         let output = TrainingFixtures.outputDirectory("previous-run")
         let first = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: output, extra: ["--max_steps", "2"]))
-        XCTAssertEqual(first.exitCode, 0, first.standardError)
+        XCTAssertEqual(first.status, 0, first.standardError)
         let before = try Data(contentsOf: URL(fileURLWithPath: output + "/checkpoint-2/state.h5"))
         try expectFailure(try TrainingFixtures.trainArguments(output: output), message: "already exists and is not empty")
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: output + "/checkpoint-2/state.h5")), before)
@@ -80,7 +80,7 @@ final class BadInputTests: XCTestCase {
     func testCheckpointMismatchesAndCorruptionAreRefusedWithoutDamage() throws {
         let output = TrainingFixtures.outputDirectory("mismatch")
         let first = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: output, extra: ["--max_steps", "4"]))
-        XCTAssertEqual(first.exitCode, 0, first.standardError)
+        XCTAssertEqual(first.status, 0, first.standardError)
         let state = output + "/checkpoint-4/state.h5"
         let intact = try Data(contentsOf: URL(fileURLWithPath: state))
         let resume = ["--resume_from_checkpoint", output + "/checkpoint-4"]
@@ -107,7 +107,7 @@ final class BadInputTests: XCTestCase {
                           message: corrupt, ranks: 1)
         // `latest` skips the damaged folder and resumes from the intact one.
         let resumed = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: output, extra: ["--resume_from_checkpoint", "latest", "--max_steps", "6"]))
-        XCTAssertEqual(resumed.exitCode, 0, resumed.standardError)
+        XCTAssertEqual(resumed.status, 0, resumed.standardError)
         XCTAssertTrue(resumed.standardError.contains("checkpoint-4 at step 4"), resumed.standardError)
     }
 }

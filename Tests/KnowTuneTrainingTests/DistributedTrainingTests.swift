@@ -13,9 +13,9 @@ final class DistributedTrainingTests: XCTestCase {
         let one = TrainingFixtures.outputDirectory("one-rank")
         let two = TrainingFixtures.outputDirectory("two-ranks")
         let single = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: one, extra: ["--per_device_train_batch_size", "8"]))
-        XCTAssertEqual(single.exitCode, 0, single.standardError)
+        XCTAssertEqual(single.status, 0, single.standardError)
         let double = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: two), ranks: 2)
-        XCTAssertEqual(double.exitCode, 0, double.standardError)
+        XCTAssertEqual(double.status, 0, double.standardError)
         XCTAssertTrue(double.standardError.contains("world_size=2"), double.standardError)
         let difference = maxAbsoluteDifference(try readAdapter(one), try readAdapter(two))
         XCTAssertLessThanOrEqual(difference, rankTolerance)
@@ -31,13 +31,13 @@ final class DistributedTrainingTests: XCTestCase {
     func testRunKilledDuringTrainingResumesToTheSameEnd() throws {
         let reference = TrainingFixtures.outputDirectory("uninterrupted")
         let resumed = TrainingFixtures.outputDirectory("killed-in-training")
-        XCTAssertEqual(try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: reference)).exitCode, 0)
+        XCTAssertEqual(try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: reference)).status, 0)
         let killed = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: resumed),
                                             environment: ["KNOWTUNE_FAULT_KILL_AT_STEP": "4"])
-        XCTAssertNotEqual(killed.exitCode, 0, "the run must have been killed")
+        XCTAssertNotEqual(killed.status, 0, "the run must have been killed")
         XCTAssertFalse(FileManager.default.fileExists(atPath: resumed + "/adapter_model.safetensors"))
         let restart = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: resumed, extra: ["--resume_from_checkpoint", "latest"]))
-        XCTAssertEqual(restart.exitCode, 0, restart.standardError)
+        XCTAssertEqual(restart.status, 0, restart.standardError)
         XCTAssertTrue(restart.standardError.contains("checkpoint-2"), "resumes from the last complete checkpoint")
         XCTAssertEqual(maxAbsoluteDifference(try readAdapter(reference), try readAdapter(resumed)), 0, "identical, not just close")
         XCTAssertEqual(try loggedLosses(reference), try loggedLosses(resumed))
@@ -46,16 +46,16 @@ final class DistributedTrainingTests: XCTestCase {
     func testRunKilledDuringACheckpointWriteKeepsThePreviousCheckpointAndResumes() throws {
         let reference = TrainingFixtures.outputDirectory("uninterrupted-2")
         let resumed = TrainingFixtures.outputDirectory("killed-in-write")
-        XCTAssertEqual(try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: reference), ranks: 2).exitCode, 0)
+        XCTAssertEqual(try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: reference), ranks: 2).status, 0)
         let killed = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: resumed), ranks: 2,
                                             environment: ["KNOWTUNE_FAULT_CHECKPOINT_WRITE": "kill", "KNOWTUNE_FAULT_CHECKPOINT_AT_STEP": "4"],
                                             timeout: 60)
-        XCTAssertNotEqual(killed.exitCode, 0)
+        XCTAssertNotEqual(killed.status, 0)
         XCTAssertLessThan(killed.seconds, 45, "the surviving rank must not hang")
         XCTAssertTrue(FileManager.default.fileExists(atPath: resumed + "/checkpoint-2/state.h5"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: resumed + "/checkpoint-4/state.h5"), "a half-written file is never published")
         let restart = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: resumed, extra: ["--resume_from_checkpoint", "latest"]), ranks: 2)
-        XCTAssertEqual(restart.exitCode, 0, restart.standardError)
+        XCTAssertEqual(restart.status, 0, restart.standardError)
         XCTAssertEqual(maxAbsoluteDifference(try readAdapter(reference), try readAdapter(resumed)), 0)
     }
 
@@ -63,7 +63,7 @@ final class DistributedTrainingTests: XCTestCase {
         let output = TrainingFixtures.outputDirectory("best")
         // A high learning rate makes the validation loss rise after the first steps, so the best is not the last.
         let result = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: output, extra: ["--learning_rate", "0.3", "--max_grad_norm", "0"]))
-        XCTAssertEqual(result.exitCode, 0, result.standardError)
+        XCTAssertEqual(result.status, 0, result.standardError)
         let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/trainer_state.json"))) as? [String: Any] ?? [:]
         let best = try XCTUnwrap(state["best_model_checkpoint"] as? String)
         let history = state["log_history"] as? [[String: Any]] ?? []

@@ -93,59 +93,20 @@ enum TrainingFixtures {
     }
 }
 
-struct CommandResult {
-    var exitCode: Int32
-    var standardOutput: String
-    var standardError: String
-    var seconds: Double
-}
-
 enum KnowTuneRunner {
-    static var executable: String { TestPaths.repositoryRoot.appendingPathComponent(".build/release/knowtune").path }
-
-    /// Runs `knowtune arguments` on `ranks` ranks (mpirun when > 1); a run longer than `timeout` is killed and fails
-    /// the calling test as a hang.
+    /// Runs `knowtune arguments` on `ranks` ranks (mpirun when > 1, one BLAS thread each); a run longer than
+    /// `timeout` is killed and fails the calling test as a hang.
     static func run(_ arguments: [String], ranks: Int = 1, environment extra: [String: String] = [:], timeout: Double = 120,
-                    file: StaticString = #filePath, line: UInt = #line) throws -> CommandResult {
-        let process = Process()
-        var environment = ProcessInfo.processInfo.environment
-        environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        environment["OPENBLAS_NUM_THREADS"] = "1"
-        for (key, value) in extra { environment[key] = value }
-        process.environment = environment
-        if ranks > 1 {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
-            process.arguments = ["-np", "\(ranks)", "--oversubscribe", "--bind-to", "none", executable] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        }
-        let outputPipe = Pipe(), errorPipe = Pipe()
-        process.standardOutput = outputPipe
-        process.standardError = errorPipe
-        let started = Date()
-        try process.run()
-        // Drain both pipes while waiting so a chatty child cannot block on a full pipe.
-        final class Sink: @unchecked Sendable { var data = Data() }
-        let output = Sink(), errors = Sink()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { output.data = outputPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { errors.data = errorPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning, Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            process.terminate()
-            usleep(500_000)
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                    file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
+        let executable = try Testkit.executable(named: "knowtune")
+        let environment = ["OPENBLAS_NUM_THREADS": "1"].merging(extra) { _, new in new }
+        let result = ranks > 1
+            ? try Testkit.runUnderMPI(executable: executable, ranks: ranks, arguments, environment: environment, timeout: timeout)
+            : try Testkit.run(executable, arguments, environment: environment, timeout: timeout)
+        if result.timedOut {
             XCTFail("knowtune \(arguments.prefix(3).joined(separator: " ")) … hung for \(timeout) s", file: file, line: line)
         }
-        process.waitUntilExit()
-        group.wait()
-        return CommandResult(exitCode: process.terminationStatus, standardOutput: String(decoding: output.data, as: UTF8.self),
-                             standardError: String(decoding: errors.data, as: UTF8.self), seconds: Date().timeIntervalSince(started))
+        return result
     }
 }
 

@@ -1,31 +1,36 @@
-// Implements how these tests find and run the hidden `knowtune-testkit` executable, alone or under mpirun, with a
-// hard timeout; does not skip anything (a missing mpirun or testkit fails the test).
+// Implements how tests find and run KnowTune's executables (`knowtune`, `knowtune-testkit`), alone or under
+// mpirun, with a hard timeout; does not skip anything (a missing mpirun or executable fails the test).
 import Foundation
 import XCTest
 
-struct ProcessResult {
-    var status: Int32
-    var reason: Process.TerminationReason
-    var standardOutput: String
-    var standardError: String
-    var seconds: Double
-    var timedOut: Bool
+public struct ProcessResult {
+    public var status: Int32
+    public var reason: Process.TerminationReason
+    public var standardOutput: String
+    public var standardError: String
+    public var seconds: Double
+    public var timedOut: Bool
 
-    var output: String { standardOutput + standardError }
+    public var output: String { standardOutput + standardError }
 
-    func occurrences(of text: String) -> Int {
+    public func occurrences(of text: String) -> Int {
         output.components(separatedBy: text).count - 1
     }
 }
 
-struct TestkitError: Error, CustomStringConvertible {
-    let description: String
+public struct TestkitError: Error, CustomStringConvertible {
+    public let description: String
 }
 
-enum Testkit {
+public enum Testkit {
     /// `knowtune-testkit` beside the test bundle (both live in SwiftPM's bin folder), or `KNOWTUNE_TESTKIT`.
-    static func executable() throws -> String {
+    public static func executable() throws -> String {
         if let override = ProcessInfo.processInfo.environment["KNOWTUNE_TESTKIT"] { return override }
+        return try executable(named: "knowtune-testkit")
+    }
+
+    /// A product of this package, found beside the test bundle (SwiftPM's bin folder).
+    public static func executable(named name: String) throws -> String {
         let bundle = Bundle.main.bundleURL
         let candidates = [
             URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
@@ -33,15 +38,15 @@ enum Testkit {
             Bundle(for: Marker.self).bundleURL.deletingLastPathComponent(),
         ]
         for folder in candidates {
-            let path = folder.appendingPathComponent("knowtune-testkit").path
+            let path = folder.appendingPathComponent(name).path
             if FileManager.default.isExecutableFile(atPath: path) { return path }
         }
-        throw TestkitError(description: "knowtune-testkit not found next to the tests (looked in \(candidates.map(\.path))); "
+        throw TestkitError(description: "\(name) not found next to the tests (looked in \(candidates.map(\.path))); "
             + "build with `swift build -c release --build-tests`")
     }
 
     /// `mpirun` from PATH; a missing mpirun fails the test (openmpi-bin is a required package).
-    static func mpirun() throws -> String {
+    public static func mpirun() throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for folder in path.split(separator: ":") {
             let candidate = "\(folder)/mpirun"
@@ -51,16 +56,22 @@ enum Testkit {
     }
 
     /// Runs `knowtune-testkit <arguments>` under `mpirun -np <ranks>`, passing `environment` to every rank.
-    static func runUnderMPI(ranks: Int, _ arguments: [String], environment: [String: String] = [:],
-                            timeout: TimeInterval = 20) throws -> ProcessResult {
+    public static func runUnderMPI(ranks: Int, _ arguments: [String], environment: [String: String] = [:],
+                                   timeout: TimeInterval = 20) throws -> ProcessResult {
+        try runUnderMPI(executable: try executable(), ranks: ranks, arguments, environment: environment, timeout: timeout)
+    }
+
+    /// Runs `executable <arguments>` under `mpirun -np <ranks>`, passing `environment` to every rank.
+    public static func runUnderMPI(executable: String, ranks: Int, _ arguments: [String], environment: [String: String] = [:],
+                                   timeout: TimeInterval = 20) throws -> ProcessResult {
         var launcher = ["-np", String(ranks), "--oversubscribe", "--bind-to", "none"]
         if getuid() == 0 { launcher.append("--allow-run-as-root") }
         for name in environment.keys.sorted() { launcher += ["-x", name] }
-        return try run(try mpirun(), launcher + [try executable()] + arguments, environment: environment, timeout: timeout)
+        return try run(try mpirun(), launcher + [executable] + arguments, environment: environment, timeout: timeout)
     }
 
     /// Runs `executable` with extra `environment`, killing it after `timeout` seconds.
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
                     timeout: TimeInterval = 20) throws -> ProcessResult {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("knowtune-process-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
