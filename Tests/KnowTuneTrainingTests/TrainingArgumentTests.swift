@@ -3,6 +3,7 @@
 import Foundation
 import XCTest
 @testable import KnowTuneTraining
+import KnowTuneModel
 
 final class TrainingArgumentTests: XCTestCase {
     func testBooleansFollowHfArgumentParser() throws {
@@ -90,5 +91,29 @@ final class TrainingArgumentTests: XCTestCase {
         // More ranks than examples: some ranks get nothing, and still every rank takes the step.
         XCTAssertEqual(BatchSharder.shard(tokenCounts: [3], rankCount: 3).map(\.count), [1, 0, 0])
         XCTAssertEqual(BatchSharder.microBatches([0, 1, 2, 3], tokenCounts: [5, 5, 20, 1], budget: 10), [[0, 1], [2], [3]])
+    }
+}
+
+final class AdamWTests: XCTestCase {
+    /// Two steps of torch.optim.AdamW computed by hand (lr 0.1, β 0.9/0.999, ε 1e-8, weight decay 0.01).
+    func testTwoStepsMatchTorchFormulas() throws {
+        let model = KnowTuneModel.LlamaConfiguration(vocabularySize: 4, hiddenSize: 4, intermediateSize: 4, layerCount: 1,
+                                                     headCount: 1, kvHeadCount: 1)
+        let layout = KnowTuneModel.LoRALayout(model: model, lora: KnowTuneModel.LoRAConfiguration(rank: 1, alpha: 1, targets: [.query]))
+        let parameters = KnowTuneModel.LoRABuffer(layout: layout), gradients = KnowTuneModel.LoRABuffer(layout: layout)
+        parameters.values[0] = 1
+        let optimizer = AdamW(layout: layout, configuration: AdamWConfiguration(weightDecay: 0.01))
+        var p = 1.0, m = 0.0, v = 0.0
+        for (step, g) in [0.5, -0.25].enumerated() {
+            gradients.values[0] = Float(g)
+            optimizer.step(parameters: parameters, gradients: gradients, learningRate: 0.1)
+            let t = Double(step + 1)
+            p *= 1 - 0.1 * 0.01
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g * g
+            p -= 0.1 / (1 - pow(0.9, t)) * m / ((v.squareRoot() / (1 - pow(0.999, t)).squareRoot()) + 1e-8)
+            XCTAssertEqual(Double(parameters.values[0]), p, accuracy: 1e-6)
+        }
+        XCTAssertEqual(optimizer.stepCount, 2)
     }
 }
