@@ -35,11 +35,14 @@ let package = Package(
         .target(name: "KnowTuneGeneration", dependencies: ["KnowTuneModel", "KnowTuneTensor", "KnowTuneData", "COpenBLAS"],
                 swiftSettings: kernelSettings),
         .target(name: "KnowTuneEvaluation"),
+        .target(name: "KnowTunePrediction",
+                dependencies: ["KnowTuneGeneration", "KnowTuneEvaluation", "KnowTuneTraining", "KnowTuneDistributed",
+                               "KnowTuneData", "KnowTuneModel", "KnowTuneTensor"]),
 
         .executableTarget(
             name: "knowtune",
             dependencies: [
-                "KnowTuneModel", "KnowTuneData", "KnowTuneEvaluation", "KnowTuneTraining", "KnowTuneDistributed",
+                "KnowTuneModel", "KnowTuneData", "KnowTuneEvaluation", "KnowTuneTraining", "KnowTuneDistributed", "KnowTunePrediction",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "knowtune-bench", dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneTraining"],

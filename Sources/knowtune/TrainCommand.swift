@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import KnowTuneDistributed
 import KnowTuneModel
+import KnowTunePrediction
 import KnowTuneTensor
 import KnowTuneTraining
 
@@ -43,7 +44,16 @@ struct TrainCommand: ParsableCommand {
             }
             let topology = try ThreadPlacement.apply(communicator: communicator)
             logger.info(topology)
-            try TrainingWorkflow.run(arguments: parsed.arguments, communicator: communicator, logger: logger)
+            let arguments = parsed.arguments
+            if arguments.doTrain || !arguments.doPredict {
+                try TrainingWorkflow.run(arguments: arguments, communicator: communicator, logger: logger)
+            }
+            if arguments.doPredict {
+                var predict = arguments
+                // After training in the same run, predict with the adapter just written (LLaMA-Factory does the same).
+                if arguments.doTrain { predict.adapterNameOrPath = arguments.outputDir }
+                try PredictWorkflow.run(arguments: predict, communicator: communicator, logger: logger)
+            }
             try communicator.finalize()
         } catch let stopped as TrainingStopped {
             logger.info("stopped after step \(stopped.step); exiting 0")
