@@ -37,12 +37,12 @@ public enum PredictWorkflow {
             if arguments.outputDir.isEmpty { throw KnowTuneError.invalidConfiguration("--output_dir is required") }
             try FileManager.default.createDirectory(atPath: arguments.outputDir, withIntermediateDirectories: true)
         }
-        let model = try Consensus.runAgreed(communicator: communicator, operation: "load model") { () -> LoadedModel in
-            let model = try ModelLoader.load(arguments.modelNameOrPath)
+        let model = try NodeSharedModel.load(arguments.modelNameOrPath, communicator: communicator, logger: logger)
+        try Consensus.runAgreed(communicator: communicator, operation: "merge adapters") {
+            // Merging writes private copies of the adapted projections' pages only.
             for path in arguments.adapterPaths {
                 LoRAMerger.merge(try PEFTAdapter.load(folder: path, model: model.configuration), into: model.weights)
             }
-            return model
         }
         let examples = try Consensus.runAgreed(communicator: communicator, operation: "prepare predict data") {
             try prepare(arguments, tokenizer: model.tokenizer)

@@ -12,8 +12,14 @@ public final class MappedFile {
     /// Start of the mapping (nil only for an empty file).
     public let baseAddress: UnsafeRawPointer?
 
-    public init(path: String) throws {
+    /// Whether pages may be written: privately (copy-on-write), never reaching the file or other processes.
+    public let isCopyOnWrite: Bool
+
+    /// Maps `path` read-only and shared, or, with `copyOnWrite`, writable in private copies of the touched pages
+    /// (untouched pages stay shared with every other process mapping the file).
+    public init(path: String, copyOnWrite: Bool = false) throws {
         self.path = path
+        isCopyOnWrite = copyOnWrite
         let descriptor = open(path, O_RDONLY)
         guard descriptor >= 0 else {
             throw KnowTuneError.fileUnreadable(path: path, reason: String(cString: strerror(errno)))
@@ -31,7 +37,9 @@ public final class MappedFile {
             baseAddress = nil
             return
         }
-        let mapping = mmap(nil, byteCount, PROT_READ, MAP_SHARED, descriptor, 0)
+        let mapping = copyOnWrite
+            ? mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE, descriptor, 0)
+            : mmap(nil, byteCount, PROT_READ, MAP_SHARED, descriptor, 0)
         guard let mapping, mapping != MAP_FAILED else {
             throw KnowTuneError.fileUnreadable(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }

@@ -1,6 +1,10 @@
 // Implements the frozen base weights of a LLaMA decoder as one flat fp32 buffer with named views (HF layout:
 // each projection is [out, in] row-major); does not load files (the loaders fill it) or compute.
+import Foundation
 import KnowTuneTensor
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The kinds of linear projection in a decoder layer, in PEFT's target-module names.
 public enum ProjectionKind: Int, CaseIterable, Codable {
@@ -77,21 +81,64 @@ public struct LlamaWeightLayout {
     }
 }
 
-/// Frozen fp32 base weights. Owns its buffer; nothing here is ever written after loading except by
-/// explicit adapter merges (`mergeLoRA`), which inference uses.
+/// Frozen fp32 base weights in one flat buffer, either allocated or a copy-on-write mapping of a flat weights file
+/// (so the ranks of a node share one resident copy). Nothing writes them after loading except adapter merges
+/// (`LoRAMerger`), which touch private copies of the merged pages only.
 public final class LlamaWeights {
     public let configuration: LlamaConfiguration
     public let layout: LlamaWeightLayout
     public let storage: UnsafeMutablePointer<Float>
+    /// The file behind `storage`, when mapped.
+    public let mapping: MappedFile?
 
     public init(configuration: LlamaConfiguration) {
         self.configuration = configuration
         layout = LlamaWeightLayout(configuration)
         storage = .allocate(capacity: layout.totalCount)
         storage.initialize(repeating: 0, count: layout.totalCount)
+        mapping = nil
     }
 
-    deinit { storage.deallocate() }
+    /// Maps a flat weights file (fp32, `LlamaWeightLayout` order) copy-on-write.
+    public init(configuration: LlamaConfiguration, flatFile path: String) throws {
+        self.configuration = configuration
+        layout = LlamaWeightLayout(configuration)
+        let file = try MappedFile(path: path, copyOnWrite: true)
+        guard file.byteCount == layout.totalCount * MemoryLayout<Float>.size, let base = file.baseAddress else {
+            throw KnowTuneError.badFormat(path: path, reason: "flat weights file has \(file.byteCount) bytes, the model needs \(layout.totalCount * 4)")
+        }
+        storage = UnsafeMutableRawPointer(mutating: base).bindMemory(to: Float.self, capacity: layout.totalCount)
+        mapping = file
+    }
+
+    deinit { if mapping == nil { storage.deallocate() } }
+
+    /// Writes the flat buffer to `path` (temporary file, fsync, rename), for other processes to map.
+    public func writeFlatFile(to path: String) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard descriptor >= 0 else {
+            throw KnowTuneError.fileUnreadable(path: temporary, reason: "cannot create: \(String(cString: strerror(errno)))")
+        }
+        var remaining = layout.totalCount * MemoryLayout<Float>.size
+        var cursor = UnsafeRawPointer(storage)
+        while remaining > 0 {
+            let written = write(descriptor, cursor, min(remaining, 1 << 30))
+            guard written > 0 else {
+                close(descriptor)
+                unlink(temporary)
+                throw KnowTuneError.fileUnreadable(path: temporary, reason: "cannot write: \(String(cString: strerror(errno)))")
+            }
+            remaining -= written
+            cursor += written
+        }
+        let synced = fsync(descriptor) == 0
+        close(descriptor)
+        guard synced, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw KnowTuneError.fileUnreadable(path: path, reason: "cannot publish: \(String(cString: strerror(errno)))")
+        }
+    }
 
     /// [V, C]
     public var embedding: UnsafeMutablePointer<Float> { storage + layout.embedding }

@@ -13,6 +13,24 @@ public struct LoadedModel {
     public let source: String
     /// A short description of the source format, e.g. "GGUF v3 (Q4_1)".
     public let format: String
+
+    public init(configuration: LlamaConfiguration, weights: LlamaWeights, tokenizer: any Tokenizer, source: String, format: String) {
+        self.configuration = configuration
+        self.weights = weights
+        self.tokenizer = tokenizer
+        self.source = source
+        self.format = format
+    }
+}
+
+/// What a model is, without its weights: enough to map a cached flat copy of them.
+public struct ModelDescription {
+    public let configuration: LlamaConfiguration
+    public let tokenizer: any Tokenizer
+    public let source: String
+    public let format: String
+    /// Files whose bytes define the weights (for cache keys).
+    public let weightFiles: [String]
 }
 
 public enum ModelLoader {
@@ -42,6 +60,23 @@ public enum ModelLoader {
         switch try resolve(path) {
         case let .gguf(file): return try loadGGUF(file)
         case let .huggingFace(folder): return try loadHuggingFace(folder)
+        }
+    }
+
+    /// Configuration, tokenizer and weight files, without reading or dequantising any weights.
+    public static func describe(_ path: String) throws -> ModelDescription {
+        switch try resolve(path) {
+        case let .gguf(file):
+            let gguf = try GGUFFile(path: file)
+            let types = Set(gguf.tensors.map(\.type.name)).sorted().joined(separator: "/")
+            return ModelDescription(configuration: try GGUFModelLoader.configuration(of: gguf),
+                                    tokenizer: try ByteLevelBPETokenizer(gguf: gguf.metadata), source: file,
+                                    format: "GGUF v\(gguf.version) (\(types))", weightFiles: [file])
+        case let .huggingFace(folder):
+            let shards = try safetensorsShards(folder)
+            return ModelDescription(configuration: try huggingFaceConfiguration((folder as NSString).appendingPathComponent("config.json")),
+                                    tokenizer: try huggingFaceTokenizer(folder), source: folder,
+                                    format: "HF safetensors (\(shards.count) file\(shards.count == 1 ? "" : "s"))", weightFiles: shards)
         }
     }
 

@@ -1,0 +1,65 @@
+// Implements loading the frozen base once per node: local rank 0 dequantises the model into a flat fp32 file in a
+// cache folder keyed by the model's identity (path, sizes, modification times, configuration), every rank of the
+// node maps that file copy-on-write, so the base is resident once per node however many ranks share it; does not
+// decide what the ranks compute.
+import Foundation
+import KnowTuneDistributed
+import KnowTuneModel
+import KnowTuneTensor
+
+public enum NodeSharedModel {
+    static let formatVersion = "knowtune-flat-fp32-1"
+
+    /// `$KNOWTUNE_CACHE/weights`, default `~/.cache/knowtune/weights`.
+    public static var cacheDirectory: String {
+        let environment = ProcessInfo.processInfo.environment
+        let root = environment["KNOWTUNE_CACHE"]
+            ?? ((environment["XDG_CACHE_HOME"] ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache")) as NSString)
+                .appendingPathComponent("knowtune")
+        return (root as NSString).appendingPathComponent("weights")
+    }
+
+    /// A stable key for the model's weights as they are on disk now.
+    static func key(of description: ModelDescription) throws -> String {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix(_ text: String) {
+            for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        }
+        mix(formatVersion)
+        for file in description.weightFiles {
+            let attributes = try FileManager.default.attributesOfItem(atPath: file)
+            mix((file as NSString).resolvingSymlinksInPath)
+            mix("\(attributes[.size] ?? 0)|\((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        mix(String(decoding: try encoder.encode(description.configuration), as: UTF8.self))
+        return String(format: "%016llx", hash)
+    }
+
+    /// Loads `path` for this rank. With `KNOWTUNE_SHARED_WEIGHTS=0` every rank dequantises its own copy.
+    public static func load(_ path: String, communicator: any Communicator, logger: RankLogger) throws -> LoadedModel {
+        if ProcessInfo.processInfo.environment["KNOWTUNE_SHARED_WEIGHTS"] == "0" {
+            return try Consensus.runAgreed(communicator: communicator, operation: "load model") { try ModelLoader.load(path) }
+        }
+        let description = try Consensus.runAgreed(communicator: communicator, operation: "describe model") { try ModelLoader.describe(path) }
+        let flatPath = try Consensus.runAgreed(communicator: communicator, operation: "flat weights") { () -> String in
+            let folder = cacheDirectory
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let file = (folder as NSString).appendingPathComponent(try key(of: description) + ".f32")
+            if communicator.localRank == 0, !FileManager.default.fileExists(atPath: file) {
+                let started = Date()
+                let model = try ModelLoader.load(path)
+                try model.weights.writeFlatFile(to: file)
+                logger.info(String(format: "cached the fp32 base of %@ at %@ (%.1fs)", path, file, Date().timeIntervalSince(started)))
+            }
+            return file
+        }
+        // Every rank waits for its node's local rank 0 (the agreement above is that barrier), then maps the file.
+        let weights = try Consensus.runAgreed(communicator: communicator, operation: "map weights") {
+            try LlamaWeights(configuration: description.configuration, flatFile: flatPath)
+        }
+        return LoadedModel(configuration: description.configuration, weights: weights, tokenizer: description.tokenizer,
+                           source: description.source, format: description.format + ", node-shared fp32")
+    }
+}
