@@ -9,18 +9,22 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("model_name_or_path"), help: "A .gguf file, a folder holding one .gguf, or an HF folder (config.json + *.safetensors).")
     var modelPath: String
 
-    @Option(name: .customLong("adapter_name_or_path"), help: "A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors).")
+    @Option(name: .customLong("adapter_name_or_path"), help: "PEFT LoRA adapter folder(s), comma-separated (adapter_config.json + adapter_model.safetensors).")
     var adapterPath: String?
 
-    /// Loads the model (and adapter), printing the parameter counts to stderr.
-    func load() throws -> (model: LoadedModel, lora: LoRABuffer?) {
+    var adapterPaths: [String] {
+        (adapterPath ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// Loads the model (and, unless told not to, the adapter), printing the parameter counts to stderr.
+    func load(loadsAdapter: Bool = true) throws -> (model: LoadedModel, lora: LoRABuffer?) {
         let started = Date()
         let model = try ModelLoader.load(modelPath)
         let c = model.configuration
         logToStandardError(String(format: "loaded %@ [%@]: %d layers, hidden %d, %d heads (%d kv), vocab %d; %@ parameters in %.1fs",
                                   model.source, model.format, c.layerCount, c.hiddenSize, c.headCount, c.kvHeadCount,
                                   c.vocabularySize, c.parameterCount.formatted(), Date().timeIntervalSince(started)))
-        guard let adapterPath else { return (model, nil) }
+        guard loadsAdapter, let adapterPath else { return (model, nil) }
         let lora = try PEFTAdapter.load(folder: adapterPath, model: c)
         let percent = 100 * Double(lora.count) / Double(c.parameterCount + lora.count)
         logToStandardError(String(format: "adapter %@: r=%d alpha=%g targets=%@; trainable params %@ (%.4f%%)",

@@ -1,0 +1,32 @@
+// `knowtune export` through the CLI: the merged model, as an HF folder and as an F32 GGUF, scores the same as the
+// base with the adapter applied on the fly.
+import Foundation
+import KnowTuneTestSupport
+import XCTest
+
+final class ExportCommandTests: XCTestCase {
+    private func nll(_ model: [String]) throws -> Double {
+        let result = try KnowTuneRunner.run(["score"] + model + ["--instruction", "Name three colours.", "--response", "Red, green and blue."])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        let object = try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any]
+        return try XCTUnwrap(object?["nll_mean"] as? Double)
+    }
+
+    func testMergedExportsScoreLikeBasePlusAdapter() throws {
+        let adapter = TrainingFixtures.outputDirectory("export-adapter")
+        let trained = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: adapter, extra: ["--max_steps", "3", "--learning_rate", "0.05"]))
+        XCTAssertEqual(trained.status, 0, trained.standardError)
+        let model = try TrainingFixtures.tinyModel()
+        let exported = TrainingFixtures.outputDirectory("export-merged")
+        let result = try KnowTuneRunner.run(["export", "--model_name_or_path", model, "--adapter_name_or_path", adapter, "--export_dir", exported])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        for file in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "model-f32.gguf"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: exported + "/" + file), file)
+        }
+        let reference = try nll(["--model_name_or_path", model, "--adapter_name_or_path", adapter])
+        let base = try nll(["--model_name_or_path", model])
+        XCTAssertGreaterThan(abs(reference - base), 1e-4, "the adapter changes the model")
+        XCTAssertEqual(try nll(["--model_name_or_path", exported]), reference, accuracy: 1e-4)
+        XCTAssertEqual(try nll(["--model_name_or_path", exported + "/model-f32.gguf"]), reference, accuracy: 1e-4)
+    }
+}
