@@ -33,11 +33,14 @@ struct TrainCommand: ParsableCommand {
             logToStandardError("knowtune: error: \(error)")
             throw ExitCode(1)
         }
-        let logger = (try? RankLogger(communicator: communicator))
+        var logger = (try? RankLogger(communicator: communicator))
             ?? RankLogger(rank: communicator.rank, worldSize: communicator.size, hostname: communicator.hostname)
         do {
             let parsed = try Consensus.runAgreed(communicator: communicator, operation: "parse arguments") {
                 try TrainingArgumentParser.parse(tokens)
+            }
+            if parsed.arguments.logAllRanks {
+                logger = RankLogger(rank: communicator.rank, worldSize: communicator.size, hostname: communicator.hostname, allRanks: true)
             }
             if !parsed.ignoredFlags.isEmpty {
                 logger.info("accepted without effect on CPU: " + parsed.ignoredFlags.map { "--\($0)" }.joined(separator: ", "))
