@@ -171,41 +171,42 @@ public final class LlamaDecoder {
             plan.targetIds[m] = entry.target
             plan.targetWeights[m] = gradientWeights?[m] ?? 0
         }
-        var chunkStart = 0
-        while chunkStart < M {
-            let rows = min(plan.logitRowsPerChunk, M - chunkStart)
-            BLAS.linear(output: plan.logits, input: plan.finalNormed + chunkStart * C, weight: weights.lmHead,
-                        rows: rows, inFeatures: C, outFeatures: V)
-            CrossEntropy.forward(logits: plan.logits, targets: plan.targetIds + chunkStart, rows: rows, vocabularySize: V,
-                                 logProbabilities: plan.targetLogProbabilities + chunkStart,
-                                 logSumExp: plan.targetLSE + chunkStart,
-                                 gradientWeights: gradientWeights == nil ? nil : UnsafePointer(plan.targetWeights + chunkStart))
-            if gradientWeights != nil {
-                BLAS.linearInputGradient(inputGradient: plan.finalNormedGradient + chunkStart * C, outputGradient: plan.logits,
-                                         weight: weights.lmHead, rows: rows, inFeatures: C, outFeatures: V, accumulate: false)
-            }
-            chunkStart += rows
+        forEachLogitChunk(plan: plan, targetCount: M, computesGradient: gradientWeights != nil) { start, rows in
+            CrossEntropy.forward(logits: plan.logits, targets: plan.targetIds + start, rows: rows, vocabularySize: V,
+                                 logProbabilities: plan.targetLogProbabilities + start, logSumExp: plan.targetLSE + start,
+                                 gradientWeights: gradientWeights == nil ? nil : UnsafePointer(plan.targetWeights + start))
         }
         return Array(UnsafeBufferPointer(start: plan.targetLogProbabilities, count: M))
     }
 
     /// Recomputes the head's logits to turn weights chosen after the forward (e.g. DPO's) into its gradient.
     private func headGradient(batch: PackedBatch, plan: ActivationPlan, weights gradientWeights: [Float]) {
-        let c = configuration, C = c.hiddenSize, V = c.vocabularySize
+        let V = configuration.vocabularySize
         let M = batch.targetCount
         precondition(gradientWeights.count == M, "one weight per target is required")
         for m in 0..<M { plan.targetWeights[m] = gradientWeights[m] }
-        var chunkStart = 0
-        while chunkStart < M {
-            let rows = min(plan.logitRowsPerChunk, M - chunkStart)
-            BLAS.linear(output: plan.logits, input: plan.finalNormed + chunkStart * C, weight: weights.lmHead,
-                        rows: rows, inFeatures: C, outFeatures: V)
-            CrossEntropy.gradient(logits: plan.logits, targets: plan.targetIds + chunkStart,
-                                  logSumExp: plan.targetLSE + chunkStart, weights: plan.targetWeights + chunkStart,
-                                  rows: rows, vocabularySize: V)
-            BLAS.linearInputGradient(inputGradient: plan.finalNormedGradient + chunkStart * C, outputGradient: plan.logits,
-                                     weight: weights.lmHead, rows: rows, inFeatures: C, outFeatures: V, accumulate: false)
-            chunkStart += rows
+        forEachLogitChunk(plan: plan, targetCount: M, computesGradient: true) { start, rows in
+            CrossEntropy.gradient(logits: plan.logits, targets: plan.targetIds + start, logSumExp: plan.targetLSE + start,
+                                  weights: plan.targetWeights + start, rows: rows, vocabularySize: V)
+        }
+    }
+
+    /// Logits of the target rows chunk by chunk (never all at once): `body(start, rows)` works on `plan.logits`; with
+    /// `computesGradient` the chunk, turned into dlogits by `body`, is back-propagated into `finalNormedGradient`.
+    private func forEachLogitChunk(plan: ActivationPlan, targetCount M: Int, computesGradient: Bool,
+                                   _ body: (_ start: Int, _ rows: Int) -> Void) {
+        let C = configuration.hiddenSize, V = configuration.vocabularySize
+        var start = 0
+        while start < M {
+            let rows = min(plan.logitRowsPerChunk, M - start)
+            BLAS.linear(output: plan.logits, input: plan.finalNormed + start * C, weight: weights.lmHead, rows: rows,
+                        inFeatures: C, outFeatures: V)
+            body(start, rows)
+            if computesGradient {
+                BLAS.linearInputGradient(inputGradient: plan.finalNormedGradient + start * C, outputGradient: plan.logits,
+                                         weight: weights.lmHead, rows: rows, inFeatures: C, outFeatures: V, accumulate: false)
+            }
+            start += rows
         }
     }
 
