@@ -4,15 +4,17 @@
 //
 // Layout (h5ls-readable): datasets `lora`, `adam_m`, `adam_v`, `best_lora` (float32, LoRA flat layout, see
 // README), `global_step`, `adam_step`, `world_size`, `best_step`, `seed` (int64), `best_metric`,
-// `train_loss_total`, `loss_since_log` (float64); string attributes `format_version`, `arguments`, `lora_config`,
-// `model_config`, `log_history` (JSON). Every dataset carries a checksum attribute.
+// `train_loss_total`, `loss_since_log` (float64), plus the stage's own float64 datasets (DPO:
+// `dpo_metrics_since_log`); string attributes `format_version` (`knowtune-sft-1` or `knowtune-dpo-1`), `arguments`,
+// `lora_config`, `model_config`, `log_history` (JSON). Every dataset carries a checksum attribute.
 import Foundation
 import KnowTuneCheckpoint
 import KnowTuneModel
 import KnowTuneTensor
 
 enum TrainerCheckpoint {
-    static let formatVersion = "knowtune-sft-1"
+    static let sftFormat = "knowtune-sft-1"
+    static let dpoFormat = "knowtune-dpo-1"
 
     static func json<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
@@ -20,7 +22,8 @@ enum TrainerCheckpoint {
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    static func write(_ trainer: SFTTrainer, step: Int, epoch: Double, to folder: String) throws {
+    /// Writes `trainer`'s state at `step`, with the stage's `extra` float64 datasets.
+    static func write(_ trainer: TrainerCore, step: Int, epoch: Double, extra: [String: [Double]] = [:], to folder: String) throws {
         var contents = CheckpointContents()
         contents.tensors["lora"] = CheckpointTensor(trainer.parameters.array)
         contents.tensors["adam_m"] = CheckpointTensor(trainer.optimizer.firstMoment.array)
@@ -35,7 +38,8 @@ enum TrainerCheckpoint {
         contents.doubles["train_loss_total"] = [trainer.trainLossTotal]
         contents.doubles["loss_since_log"] = [trainer.lossSinceLog.sum, Double(trainer.lossSinceLog.count)]
         contents.doubles["elapsed_seconds"] = [trainer.log?.elapsed ?? 0]
-        contents.attributes["format_version"] = formatVersion
+        for (name, values) in extra { contents.doubles[name] = values }
+        contents.attributes["format_version"] = trainer.checkpointFormat
         contents.attributes["arguments"] = try json(trainer.arguments)
         contents.attributes["lora_config"] = try json(trainer.parameters.layout.configuration)
         contents.attributes["model_config"] = try json(trainer.model.configuration)
@@ -43,8 +47,10 @@ enum TrainerCheckpoint {
         _ = try TrainingFaultInjection().checkpointStore(step: step).write(contents, to: folder)
     }
 
-    /// Restores `trainer` from `folder`, refusing a checkpoint of another model, LoRA config, world size or format.
-    static func restore(_ trainer: SFTTrainer, from folder: String) throws {
+    /// Restores `trainer` from `folder`, refusing a checkpoint of another model, LoRA config, world size or format
+    /// (stage). Returns the stage's extra float64 datasets named in `extra` (each must be present).
+    @discardableResult
+    static func restore(_ trainer: TrainerCore, from folder: String, extra: [String] = []) throws -> [String: [Double]] {
         let contents = try CheckpointStore().read(from: folder)
         let path = (folder as NSString).appendingPathComponent(CheckpointStore.defaultFileName)
         func integer(_ name: String) throws -> Int {
@@ -61,8 +67,9 @@ enum TrainerCheckpoint {
             }
             return value
         }
-        guard contents.attributes["format_version"] == formatVersion else {
-            throw KnowTuneError.badFormat(path: path, reason: "not a KnowTune SFT checkpoint (format \(contents.attributes["format_version"] ?? "none"), expected \(formatVersion))")
+        guard contents.attributes["format_version"] == trainer.checkpointFormat else {
+            let stage = trainer.checkpointFormat == dpoFormat ? "DPO" : "SFT"
+            throw KnowTuneError.badFormat(path: path, reason: "not a KnowTune \(stage) checkpoint (format \(contents.attributes["format_version"] ?? "none"), expected \(trainer.checkpointFormat))")
         }
         guard contents.attributes["model_config"] == (try json(trainer.model.configuration)) else {
             throw KnowTuneError.invalidConfiguration("\(path) was written for another model (\(contents.attributes["model_config"] ?? "?")); this run uses \(trainer.arguments.modelNameOrPath)")
@@ -93,5 +100,8 @@ enum TrainerCheckpoint {
             let entries = try JSONDecoder().decode([LogEntry].self, from: Data(history.utf8))
             log.restore(history: entries, elapsed: contents.doubles["elapsed_seconds"]?.first ?? 0, step: trainer.globalStep)
         }
+        var values: [String: [Double]] = [:]
+        for name in extra { values[name] = try double(name) }
+        return values
     }
 }

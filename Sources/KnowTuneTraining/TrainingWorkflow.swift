@@ -1,7 +1,8 @@
-// Implements `knowtune train`'s workflow for the SFT stage (LLaMA-Factory `run_sft`): check the arguments and the
-// output folder, load model and adapter, prepare and split the data, then train (with resume), evaluate, export;
-// does not parse flags or start MPI. Every failure before training is agreed on by all ranks: one message from
-// rank 0, a non-zero exit everywhere.
+// Implements `knowtune train`'s workflow for the SFT stage (LLaMA-Factory `run_sft`: check the arguments and the
+// output folder, load model and adapter, prepare and split the data, then train (with resume), evaluate, export)
+// and the DPO stage (`run_dpo`: the same up to the adapter, then preference pairs, the reference log-probs once,
+// DPO training, export); does not parse flags or start MPI. Every failure before training is agreed on by all
+// ranks: one message from rank 0, a non-zero exit everywhere.
 import Foundation
 import KnowTuneData
 import KnowTuneDistributed
@@ -13,19 +14,26 @@ public enum TrainingWorkflow {
         var arguments = input
         arguments.resolveDerivedDefaults()
         try Consensus.runAgreed(communicator: communicator, operation: "validate arguments") { try arguments.validate() }
-        guard arguments.stage == "sft" else {
+        guard ["sft", "dpo"].contains(arguments.stage) else {
             throw AgreedFailure(rank: 0, hostname: communicator.hostname, failingRanks: Array(0..<communicator.size),
-                                worldSize: communicator.size, message: "--stage \(arguments.stage) is not implemented yet (sft is)")
+                                worldSize: communicator.size, message: "--stage \(arguments.stage) is not implemented yet (sft and dpo are)")
+        }
+        if arguments.stage == "dpo" {
+            try Consensus.runAgreed(communicator: communicator, operation: "validate DPO arguments") { try validateDPO(arguments) }
         }
         let resumeFolder = try Consensus.runAgreed(communicator: communicator, operation: "output folder") {
             try prepareOutputFolder(arguments)
         }
-        let model = try Consensus.runAgreed(communicator: communicator, operation: "load model") { try ModelLoader.load(arguments.modelNameOrPath) }
+        let model = try NodeSharedModel.load(arguments.modelNameOrPath, communicator: communicator, logger: logger)
         let lora = try Consensus.runAgreed(communicator: communicator, operation: "load adapter") { try makeAdapter(arguments, model: model) }
         let c = model.configuration
         logger.info("model \(model.source) [\(model.format)]: \(c.parameterCount) parameters; LoRA r=\(lora.layout.configuration.rank) "
                     + "alpha=\(lora.layout.configuration.alpha) on \(lora.layout.configuration.targets.map(\.moduleName).joined(separator: ",")): "
                     + "trainable params \(lora.count) (\(String(format: "%.4f", 100 * Double(lora.count) / Double(c.parameterCount + lora.count)))%)")
+        if arguments.stage == "dpo" {
+            try runDPO(arguments, communicator: communicator, logger: logger, model: model, lora: lora, resumeFolder: resumeFolder)
+            return
+        }
         let (train, validation) = try Consensus.runAgreed(communicator: communicator, operation: "prepare data") {
             // Every rank prepares the same data; only rank 0 reports on it.
             try prepareData(arguments, tokenizer: model.tokenizer, logger: communicator.isMainRank ? logger : nil)
@@ -33,7 +41,7 @@ public enum TrainingWorkflow {
         let trainer = try SFTTrainer(arguments: arguments, communicator: communicator, logger: logger, model: model,
                                      lora: lora, train: train, validation: validation)
         if let resumeFolder {
-            try Consensus.runAgreed(communicator: communicator, operation: "resume") { try TrainerCheckpoint.restore(trainer, from: resumeFolder) }
+            try Consensus.runAgreed(communicator: communicator, operation: "resume") { try trainer.restore(from: resumeFolder) }
             logger.info("resumed from \(resumeFolder) at step \(trainer.globalStep)")
         }
         if arguments.doTrain {
@@ -43,6 +51,77 @@ public enum TrainingWorkflow {
             try trainer.writeEvaluation(epoch: 0)
         }
     }
+
+    // MARK: - DPO
+
+    /// What `--stage dpo` does not do, refused rather than ignored.
+    static func validateDPO(_ arguments: TrainingArguments) throws {
+        var problems: [String] = []
+        if !arguments.doTrain { problems.append("--stage dpo needs --do_train") }
+        if arguments.doEval || arguments.valSize > 1e-6 || arguments.loadBestModelAtEnd {
+            problems.append("--stage dpo does not evaluate (no --do_eval, --val_size, --evaluation_strategy or --load_best_model_at_end)")
+        }
+        if arguments.refModelAdapters != nil, arguments.refModel == nil {
+            // LLaMA-Factory reads ref_model_adapters only together with ref_model.
+            problems.append("--ref_model_adapters needs --ref_model (the reference is otherwise the base model with the adapter disabled)")
+        }
+        if !(arguments.dpoBeta > 0) { problems.append("--dpo_beta must be positive") }
+        if arguments.dpoFTX < 0 { problems.append("--dpo_ftx must be ≥ 0") }
+        if !problems.isEmpty { throw KnowTuneError.invalidConfiguration(problems.joined(separator: "; ")) }
+    }
+
+    /// LLaMA-Factory `run_dpo`: pairs, reference log-probs (once), DPO training with resume, export.
+    static func runDPO(_ arguments: TrainingArguments, communicator: any Communicator, logger: RankLogger, model: LoadedModel,
+                       lora: LoRABuffer, resumeFolder: String?) throws {
+        if let continued = arguments.adapterPaths.last, !arguments.createNewAdapter {
+            logger.info("continuing the adapter \(continued) with its own configuration (--lora_* flags ignored); fresh optimizer and schedule")
+        }
+        let pairs = try Consensus.runAgreed(communicator: communicator, operation: "prepare data") {
+            try preparePairs(arguments, tokenizer: model.tokenizer, logger: communicator.isMainRank ? logger : nil)
+        }
+        let referenceModel = try Consensus.runAgreed(communicator: communicator, operation: "load reference model") {
+            try ReferenceLogProbabilities.loadReferenceModel(arguments, policy: model.configuration)
+        }
+        let longest = DPOPairBatch.capacity(pairs, tokenBudget: arguments.tokenBudget).sequence
+        let reference = try withExtendedLifetime(referenceModel) { () throws -> ReferenceLogProbabilities in
+            let weights = referenceModel?.weights ?? model.weights
+            let configuration = weights.configuration
+            let decoder = LlamaDecoder(weights: weights, maxPositions: max(arguments.cutoffLength + 1, configuration.maxPositionEmbeddings, longest))
+            return try ReferenceLogProbabilities.compute(pairs: pairs, decoder: decoder, tokenBudget: arguments.tokenBudget,
+                                                         communicator: communicator)
+        }
+        logger.info(String(format: "reference log-probs of %d pairs in %.2f s (%@)", pairs.count, reference.seconds,
+                           arguments.refModel.map { "--ref_model \($0)" } ?? "the base model with the adapter disabled"))
+        let trainer = try DPOTrainer(arguments: arguments, communicator: communicator, logger: logger, model: model, lora: lora,
+                                     train: pairs, reference: reference)
+        if let resumeFolder {
+            try Consensus.runAgreed(communicator: communicator, operation: "resume") { try trainer.restore(from: resumeFolder) }
+            logger.info("resumed from \(resumeFolder) at step \(trainer.globalStep)")
+        }
+        StopSignal.install()
+        try trainer.run()
+    }
+
+    /// Loads and encodes the preference pairs identically on every rank (no validation split: DPO does not evaluate).
+    static func preparePairs(_ arguments: TrainingArguments, tokenizer: any Tokenizer, logger: RankLogger?) throws -> [EncodedPair] {
+        let registry = try DatasetRegistry(directory: arguments.datasetDir)
+        try PairwiseEncoder.requireRanking(try arguments.datasetNames.map { try registry.entry(named: $0) })
+        let examples = try DatasetLoader.load(names: arguments.datasetNames, registry: registry, maxSamples: arguments.maxSamples)
+        let encoder = PairwiseEncoder(template: try ChatTemplate.named(arguments.template), tokenizer: tokenizer,
+                                      cutoffLength: arguments.cutoffLength, reservedLabelLength: arguments.reservedLabelLength)
+        let (pairs, report) = try encoder.encode(examples)
+        if report.skippedEmpty > 0 { logger?.warning("skipped \(report.skippedEmpty) pair(s) with an empty prompt, chosen or rejected answer") }
+        if report.truncated > 0 { logger?.warning("truncated \(report.truncated) pair(s) to cutoff_len \(arguments.cutoffLength)") }
+        if report.identical > 0 {
+            logger?.warning("\(report.identical) pair(s) have identical chosen and rejected answers; kept, but their preference term has no gradient")
+        }
+        guard !pairs.isEmpty else {
+            throw KnowTuneError.invalidInput("no usable pairs in \(arguments.dataset) (all \(examples.count) were empty)")
+        }
+        return pairs
+    }
+
+    // MARK: - Shared steps
 
     /// HF's rule: an output folder holding a previous run needs --overwrite_output_dir or --resume_from_checkpoint.
     /// Returns the checkpoint folder to resume from, if any. Nothing is ever deleted here.

@@ -99,7 +99,8 @@ enum KnowTuneRunner {
     static func run(_ arguments: [String], ranks: Int = 1, environment extra: [String: String] = [:], timeout: Double = 120,
                     file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
         let executable = try Testkit.executable(named: "knowtune")
-        let environment = ["OPENBLAS_NUM_THREADS": "1"].merging(extra) { _, new in new }
+        // The node-shared weights cache lives with the test's other files, not in the user's cache.
+        let environment = ["OPENBLAS_NUM_THREADS": "1", "KNOWTUNE_CACHE": TrainingFixtures.root + "/cache"].merging(extra) { _, new in new }
         let result = ranks > 1
             ? try Testkit.runUnderMPI(executable: executable, ranks: ranks, arguments, environment: environment, timeout: timeout)
             : try Testkit.run(executable, arguments, environment: environment, timeout: timeout)
