@@ -102,6 +102,8 @@ public final class SFTTrainer {
         let started = Date()
         var tokensThisRun = 0
         let faults = TrainingFaultInjection()
+        let progress = ProgressBar(total: steps.maxSteps, isMainRank: communicator.isMainRank)
+        defer { progress.clear() }
         for step in (startStep + 1)...max(startStep + 1, steps.maxSteps) where step <= steps.maxSteps {
             faults.beforeStep(step, rank: communicator.rank)
             let batch = steps.batch(forStep: step, trainCount: train.count, seed: arguments.seed)
@@ -110,6 +112,11 @@ public final class SFTTrainer {
             stepsThisRun += 1
             tokensThisRun += batch.reduce(0) { $0 + train[$1].tokenCount }
             let epoch = steps.epoch(afterStep: step)
+            progress.update(step: step, loss: result.loss, learningRate: core.schedule.loggedRate(afterStep: step),
+                            throughput: String(format: "%.1f tok/s", Double(tokensThisRun) / max(Date().timeIntervalSince(started), 1e-9)))
+            let willLog = step % steps.loggingSteps == 0 || step % (steps.evalSteps ?? Int.max) == 0 || step % steps.saveSteps == 0
+                || result.stopRequested
+            if willLog { progress.clear() }
 
             if step % steps.loggingSteps == 0 {
                 let tokensPerSecond = Double(tokensThisRun) / max(Date().timeIntervalSince(started), 1e-9)
