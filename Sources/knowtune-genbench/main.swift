@@ -1,0 +1,24 @@
+// Implements `knowtune-genbench MODEL [DOLLY_TEST_JSON]`: loads a model and prints GenerationBenchmark's result as
+// JSON; does not check targets (the figures are read by a person; run it on a quiet machine).
+import Foundation
+import KnowTuneGeneration
+import KnowTuneModel
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 2 else {
+    FileHandle.standardError.write(Data("usage: knowtune-genbench MODEL [DOLLY_TEST_JSON]\n  (default dataset: $KNOWTUNE_SHARED/data/knowtuning/dolly/dolly_test.json)\n".utf8))
+    exit(2)
+}
+let shared = ProcessInfo.processInfo.environment["KNOWTUNE_SHARED"] ?? "shared"
+let datasetPath = arguments.count >= 3 ? arguments[2] : shared + "/data/knowtuning/dolly/dolly_test.json"
+do {
+    let model = try ModelLoader.load(arguments[1])
+    let result = try GenerationBenchmark.run(model: model, datasetPath: datasetPath)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    FileHandle.standardOutput.write(try encoder.encode(result))
+    FileHandle.standardOutput.write(Data("\n".utf8))
+} catch {
+    FileHandle.standardError.write(Data("knowtune-genbench: \(error)\n".utf8))
+    exit(1)
+}
