@@ -23,8 +23,10 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
         .target(name: "CKnowTuneShims", dependencies: ["CMPI", "CHDF5"]),
+        // bf16 frozen-weight products (AVX-512 BF16 with a run-time check, sgemm fallback); see its header.
+        .target(name: "CKnowTuneBF16", dependencies: ["COpenBLAS"], linkerSettings: [.linkedLibrary("pthread")]),
 
-        .target(name: "KnowTuneTensor", dependencies: ["COpenBLAS"], swiftSettings: kernelSettings),
+        .target(name: "KnowTuneTensor", dependencies: ["COpenBLAS", "CKnowTuneBF16"], swiftSettings: kernelSettings),
         .target(name: "KnowTuneModel", dependencies: ["KnowTuneTensor"], swiftSettings: kernelSettings),
         .target(name: "KnowTuneData", dependencies: ["KnowTuneModel"]),
         .target(name: "KnowTuneDistributed", dependencies: ["CMPI", "CKnowTuneShims", "KnowTuneTensor"]),
@@ -35,6 +37,8 @@ let package = Package(
         .target(name: "KnowTuneGeneration", dependencies: ["KnowTuneModel", "KnowTuneTensor", "KnowTuneData", "COpenBLAS"],
                 swiftSettings: kernelSettings),
         .target(name: "KnowTuneEvaluation"),
+        .target(name: "KnowTuneKnowledge",
+                dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneDistributed", "KnowTuneTensor", "KnowTuneEvaluation", "KnowTuneGeneration"]),
         .target(name: "KnowTunePrediction",
                 dependencies: ["KnowTuneGeneration", "KnowTuneEvaluation", "KnowTuneTraining", "KnowTuneDistributed",
                                "KnowTuneData", "KnowTuneModel", "KnowTuneTensor"]),
@@ -43,7 +47,7 @@ let package = Package(
             name: "knowtune",
             dependencies: [
                 "KnowTuneModel", "KnowTuneData", "KnowTuneEvaluation", "KnowTuneTraining", "KnowTuneDistributed", "KnowTunePrediction",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "KnowTuneKnowledge", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "knowtune-bench", dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneTraining"],
                           swiftSettings: kernelSettings),
@@ -51,9 +55,11 @@ let package = Package(
         .executableTarget(name: "knowtune-genbench", dependencies: ["KnowTuneGeneration", "KnowTuneModel"],
                           swiftSettings: kernelSettings),
 
+        .executableTarget(name: "knowtune-bf16bench", dependencies: ["KnowTuneTensor"], swiftSettings: kernelSettings),
+
         .executableTarget(name: "knowtune-testkit", dependencies: ["KnowTuneDistributed", "KnowTuneCheckpoint", "KnowTuneTensor"]),
 
-        .target(name: "KnowTuneTestSupport", dependencies: ["KnowTuneTensor"], path: "Tests/KnowTuneTestSupport"),
+        .target(name: "KnowTuneTestSupport", dependencies: ["KnowTuneTensor", "KnowTuneModel"], path: "Tests/KnowTuneTestSupport"),
         .testTarget(name: "KnowTuneTensorTests", dependencies: ["KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneModelTests",
                     dependencies: ["KnowTuneTensor", "KnowTuneModel", "KnowTuneData", "KnowTuneTestSupport"],
@@ -65,6 +71,10 @@ let package = Package(
         .testTarget(name: "KnowTuneEvaluationTests", dependencies: ["KnowTuneEvaluation"], exclude: ["Fixtures"]),
         .testTarget(name: "KnowTuneDistributedTests", dependencies: ["KnowTuneDistributed", "KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneCheckpointTests", dependencies: ["KnowTuneCheckpoint", "KnowTuneTensor", "KnowTuneTestSupport"]),
+        .testTarget(name: "KnowTuneLaunchTests", dependencies: ["KnowTuneModel", "KnowTuneTensor", "KnowTuneTestSupport"]),
+        .testTarget(name: "KnowTuneKnowledgeTests",
+                    dependencies: ["KnowTuneKnowledge", "KnowTuneModel", "KnowTuneData", "KnowTuneDistributed", "KnowTuneTensor",
+                                   "KnowTuneTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

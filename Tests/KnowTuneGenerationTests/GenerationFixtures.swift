@@ -5,18 +5,7 @@ import KnowTuneModel
 import KnowTuneTestSupport
 
 enum GenerationFixtures {
-    private static var cachedModel: LoadedModel?
-    private static let lock = NSLock()
-
-    /// The real model (`TestPaths.smolLM2`), loaded once.
-    static func smolLM2() throws -> LoadedModel {
-        lock.lock()
-        defer { lock.unlock() }
-        if let cachedModel { return cachedModel }
-        let model = try ModelLoader.load(try TestPaths.require(TestPaths.smolLM2))
-        cachedModel = model
-        return model
-    }
+    static func smolLM2() throws -> LoadedModel { try GoldenModel.smolLM2() }
 
     struct GreedyCase {
         let prompt: [Int32]
@@ -34,7 +23,7 @@ enum GenerationFixtures {
         }
     }
 
-    static func int32Array(_ value: Any?) -> [Int32] { (value as? [Any] ?? []).compactMap { ($0 as? NSNumber)?.int32Value } }
+    static func int32Array(_ value: Any?) -> [Int32] { GoldenModel.int32Array(value) }
 
     /// Next-token logits at every position of `sequence` from the training forward (`LlamaDecoder.forward` +
     /// `logitsOfLastForward`), with an unmerged LoRA when given: row t predicts token t+1.

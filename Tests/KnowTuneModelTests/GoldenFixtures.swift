@@ -6,22 +6,10 @@ import KnowTuneTestSupport
 @testable import KnowTuneModel
 
 enum GoldenFixtures {
-    private static var cachedModel: LoadedModel?
-    private static let lock = NSLock()
-
-    /// The real model, loaded once (dequantising takes about a second).
-    static func smolLM2() throws -> LoadedModel {
-        lock.lock()
-        defer { lock.unlock() }
-        if let cachedModel { return cachedModel }
-        let model = try ModelLoader.load(try TestPaths.require(TestPaths.smolLM2))
-        cachedModel = model
-        return model
-    }
-
-    static func int32Array(_ value: Any?) -> [Int32] { (value as? [Any] ?? []).compactMap { ($0 as? NSNumber)?.int32Value } }
-    static func floatArray(_ value: Any?) -> [Float] { (value as? [Any] ?? []).compactMap { ($0 as? NSNumber)?.floatValue } }
-    static func double(_ value: Any?) -> Double { (value as? NSNumber)?.doubleValue ?? .nan }
+    static func smolLM2() throws -> LoadedModel { try GoldenModel.smolLM2() }
+    static func int32Array(_ value: Any?) -> [Int32] { GoldenModel.int32Array(value) }
+    static func floatArray(_ value: Any?) -> [Float] { GoldenModel.floatArray(value) }
+    static func double(_ value: Any?) -> Double { GoldenModel.double(value) }
 
     /// The forward.json sequence: (prompt ids, response ids incl. EOS).
     static func forwardSequence() throws -> (prompt: [Int32], response: [Int32]) {
@@ -31,25 +19,7 @@ enum GoldenFixtures {
         return (prompt, response)
     }
 
-    /// Fills a LoRA buffer with the README's exactly-representable pattern.
-    static func fillPattern(_ buffer: LoRABuffer) {
-        let r = buffer.layout.configuration.rank
-        for slot in buffer.layout.slots {
-            let m = slot.kind.rawValue, layer = slot.layer
-            for i in 0..<r {
-                for j in 0..<slot.inFeatures {
-                    let v = ((3 * i + 5 * j + 7 * layer + 11 * m) % 19) - 9
-                    buffer.values[slot.aOffset + i * slot.inFeatures + j] = Float(v) / 512
-                }
-            }
-            for i in 0..<slot.outFeatures {
-                for j in 0..<r {
-                    let v = ((7 * i + 2 * j + 5 * layer + 3 * m) % 23) - 11
-                    buffer.values[slot.bOffset + i * r + j] = Float(v) / 1024
-                }
-            }
-        }
-    }
+    static func fillPattern(_ buffer: LoRABuffer) { GoldenModel.fillPattern(buffer) }
 
     /// Runs forward (+ backward when `lora` is given) on one prompt/response with the token-mean loss, returning
     /// (mean NLL, gradients).

@@ -20,28 +20,12 @@ final class DPOGoldenTests: XCTestCase {
     private static func ids(_ value: Any?) -> [Int32] { (value as? [Any] ?? []).compactMap { ($0 as? NSNumber)?.int32Value } }
     private static func number(_ value: Any?) -> Double { (value as? NSNumber)?.doubleValue ?? .nan }
 
-    /// The README's LoRA pattern (exactly representable in fp32), the same formula as the model tests' fixture.
-    private static func fillPattern(_ buffer: LoRABuffer) {
-        let r = buffer.layout.configuration.rank
-        for slot in buffer.layout.slots {
-            let m = slot.kind.rawValue, layer = slot.layer
-            for i in 0..<r {
-                for j in 0..<slot.inFeatures {
-                    buffer.values[slot.aOffset + i * slot.inFeatures + j] = Float(((3 * i + 5 * j + 7 * layer + 11 * m) % 19) - 9) / 512
-                }
-            }
-            for i in 0..<slot.outFeatures {
-                for j in 0..<r {
-                    buffer.values[slot.bOffset + i * r + j] = Float(((7 * i + 2 * j + 5 * layer + 3 * m) % 23) - 11) / 1024
-                }
-            }
-        }
-    }
+    private static func fillPattern(_ buffer: LoRABuffer) { GoldenModel.fillPattern(buffer) }
 
     func testGoldenPairLogProbabilitiesLossAndGradient() throws {
         let golden = try TestPaths.goldenJSON("dpo.json")
         let expected = golden["fp64"] as? [String: Any] ?? [:]
-        let model = try ModelLoader.load(try TestPaths.require(TestPaths.smolLM2))
+        let model = try GoldenModel.smolLM2()
 
         // The encoder turns the record into the golden ids (alpaca template, EOS appended, separate tokenisation).
         let instruction = "What are the different ways to score in American football?"
