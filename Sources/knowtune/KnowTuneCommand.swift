@@ -9,7 +9,8 @@ struct KnowTuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "knowtune",
         abstract: "LoRA fine-tuning of LLaMA-family models with the KnowTuning method, data-parallel over MPI.",
-        subcommands: [TrainCommand.self, ScoreCommand.self, TokenizeCommand.self, MetricsCommand.self, ExportCommand.self, ChatCommand.self])
+        subcommands: [TrainCommand.self, ScoreCommand.self, TokenizeCommand.self, MetricsCommand.self, ExportCommand.self, ChatCommand.self,
+                      BuildKACommand.self, BuildKCCommand.self, JudgeCommand.self])
 }
 
 /// Writes a line to stderr (stdout carries only machine-readable results).

@@ -1,0 +1,20 @@
+// Implements the interface of the models behind the prompted teachers: one system + user message in, the reply
+// text out, with the retry policy that suits the backend; does not build prompts or parse replies
+// (PromptedTeacher does).
+import Foundation
+
+/// A chat model the `openai` and `local` teachers send their prompts to.
+public protocol ChatBackend: AnyObject {
+    /// What replies depend on (model, endpoint, decoding settings); part of the build cache key.
+    var identity: String { get }
+    /// Calls per prompt, the first included: retries help a remote sampler or a flaky network, not greedy decoding.
+    var attempts: Int { get }
+    /// The wait before the second attempt; doubled for each further one.
+    var backoff: TimeInterval { get }
+    /// Whether several records may call `complete` at once.
+    var allowsConcurrentCalls: Bool { get }
+
+    /// The reply to `user` under `system`. Throws `TeacherError.requestFailed` for a failure worth retrying,
+    /// `.unavailable` for one that is not, `.malformedReply` for a reply that is not a chat answer.
+    func complete(system: String, user: String) throws -> String
+}

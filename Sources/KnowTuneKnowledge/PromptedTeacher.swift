@@ -1,0 +1,113 @@
+// Implements the LLM teachers (`openai`, `local`): the editable prompts of data/prompts sent to a chat backend,
+// the replies parsed (JSON arrays and objects, often wrapped in prose or fences), and failed requests and
+// unusable replies retried as the backend allows; does not talk to a model itself (the ChatBackends do) or cache.
+import Foundation
+import KnowTuneTensor
+
+public final class PromptedTeacher: Teacher, @unchecked Sendable {
+    public let backend: any ChatBackend
+    public let prompts: TeacherPrompts
+
+    public var identity: String { "\(backend.identity) prompts=\(prompts.fingerprint)" }
+
+    public init(backend: any ChatBackend, prompts: TeacherPrompts) {
+        self.backend = backend
+        self.prompts = prompts
+    }
+
+    /// The `openai` teacher.
+    public convenience init(endpoint: ChatEndpoint, prompts: TeacherPrompts) {
+        self.init(backend: OpenAIChatBackend(endpoint: endpoint), prompts: prompts)
+    }
+
+    public func extractFacts(question: String, answer: String) throws -> [String] {
+        guard !answer.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return [] }
+        let prompt = TeacherPrompts.fill(prompts.extractFacts, ["question": question, "answer": answer])
+        return try ask(prompt) { reply in
+            try Self.stringArray(in: reply).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+        }
+    }
+
+    public func rewrite(question: String, facts: [String], kept: [Int]) throws -> QAPair {
+        let keptFacts = kept.filter { facts.indices.contains($0) }.map { facts[$0] }
+        guard !keptFacts.isEmpty else { throw TeacherError.malformedReply("no kept facts to rewrite") }
+        let prompt = TeacherPrompts.fill(prompts.rewriteFacts, ["question": question, "facts": TeacherPrompts.numbered(keptFacts)])
+        return try ask(prompt) { reply in
+            guard let object = try JSONSerialization.jsonObject(with: Data(Self.jsonText(in: reply, open: "{", close: "}").utf8)) as? [String: Any],
+                  let newQuestion = (object["question"] as? String)?.trimmingCharacters(in: .whitespacesAndNewlines), !newQuestion.isEmpty,
+                  let newAnswer = (object["answer"] as? String)?.trimmingCharacters(in: .whitespacesAndNewlines), !newAnswer.isEmpty
+            else { throw TeacherError.malformedReply("expected {\"question\": …, \"answer\": …}, got: \(reply.prefix(200))") }
+            return QAPair(instruction: newQuestion, output: newAnswer)
+        }
+    }
+
+    public func rephrase(question: String, answer: String) throws -> String {
+        let prompt = TeacherPrompts.fill(prompts.rephraseAnswer, ["question": question, "answer": answer])
+        return try ask(prompt) { reply in
+            let text = reply.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !text.isEmpty else { throw TeacherError.malformedReply("empty rephrasing") }
+            return text
+        }
+    }
+
+    public func falsify(question: String, facts: [String], recordIndex: Int, random: inout SplitMix64) throws -> [String] {
+        let prompt = TeacherPrompts.fill(prompts.falsifyFacts, ["question": question, "facts": TeacherPrompts.numbered(facts),
+                                                               "count": String(facts.count)])
+        return try ask(prompt) { reply in
+            let revised = try Self.stringArray(in: reply)
+            guard revised.count == facts.count else {
+                throw TeacherError.malformedReply("expected \(facts.count) revised facts, got \(revised.count)")
+            }
+            return revised
+        }
+    }
+
+    // MARK: - Calls
+
+    /// Sends `prompt`, parses the reply with `parse`, and retries both failed requests and unusable replies.
+    /// After the last attempt an unusable reply throws `malformedReply` (the item is skipped) and a failed
+    /// request throws `requestFailed` (the build stops).
+    func ask<T>(_ prompt: String, parse: (String) throws -> T) throws -> T {
+        var lastError: TeacherError = .requestFailed("no attempt made")
+        for attempt in 0..<backend.attempts {
+            if attempt > 0 { Thread.sleep(forTimeInterval: backend.backoff * pow(2, Double(attempt - 1))) }
+            let reply: String
+            do {
+                reply = try backend.complete(system: prompts.system, user: prompt)
+            } catch let error as TeacherError {
+                lastError = error
+                if case .unavailable = error { throw error }
+                continue
+            }
+            do {
+                return try parse(reply)
+            } catch let error as TeacherError {
+                lastError = error
+            } catch {
+                lastError = .malformedReply("\(error.localizedDescription); reply: \(reply.prefix(200))")
+            }
+        }
+        throw lastError
+    }
+
+    // MARK: - Reply parsing
+
+    /// The outermost `open`…`close` span of `reply` (replies often wrap JSON in prose or ``` fences).
+    static func jsonText(in reply: String, open: Character, close: Character) throws -> String {
+        guard let start = reply.firstIndex(of: open), let end = reply.lastIndex(of: close), start < end else {
+            throw TeacherError.malformedReply("no JSON \(open)…\(close) in reply: \(reply.prefix(200))")
+        }
+        return String(reply[start...end])
+    }
+
+    static func stringArray(in reply: String) throws -> [String] {
+        let text = try jsonText(in: reply, open: "[", close: "]")
+        guard let array = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any] else {
+            throw TeacherError.malformedReply("not a JSON array: \(text.prefix(200))")
+        }
+        return try array.map { element in
+            guard let string = element as? String else { throw TeacherError.malformedReply("array element is not a string: \(element)") }
+            return string
+        }
+    }
+}
