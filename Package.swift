@@ -59,7 +59,7 @@ let package = Package(
 
         .executableTarget(name: "knowtune-testkit", dependencies: ["KnowTuneDistributed", "KnowTuneCheckpoint", "KnowTuneTensor"]),
 
-        .target(name: "KnowTuneTestSupport", dependencies: ["KnowTuneTensor", "KnowTuneModel"], path: "Tests/KnowTuneTestSupport"),
+        .target(name: "KnowTuneTestSupport", dependencies: ["KnowTuneTensor", "KnowTuneModel", "KnowTuneDistributed"], path: "Tests/KnowTuneTestSupport"),
         .testTarget(name: "KnowTuneTensorTests", dependencies: ["KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneModelTests",
                     dependencies: ["KnowTuneTensor", "KnowTuneModel", "KnowTuneData", "KnowTuneTestSupport"],

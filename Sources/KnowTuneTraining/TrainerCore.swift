@@ -42,6 +42,8 @@ final class TrainerCore {
     var bestParameters: [Float]?
     var lossSinceLog: (sum: Double, count: Int) = (0, 0)
     var trainLossTotal = 0.0
+    /// Wall time inside the per-step all-reduces (waiting for slower ranks included) and the steps it covers.
+    var allReduceTime: (seconds: Double, steps: Int) = (0, 0)
 
     init(arguments: TrainingArguments, communicator: any Communicator, logger: RankLogger, model: LoadedModel,
          lora: LoRABuffer, trainCount: Int, checkpointFormat: String, maxPositions: Int = 0) throws {
@@ -73,8 +75,11 @@ final class TrainerCore {
     /// stop flag, then the gradient buffer; checks both are finite, clips to `max_grad_norm` and steps AdamW.
     func update(scalars local: [Double], step: Int) throws -> StepResult {
         var scalars = local + [StopSignal.isRequested ? 1 : 0]
+        let reduceStart = DispatchTime.now().uptimeNanoseconds
         try communicator.allReduceSum(&scalars, operation: "step-scalars")
         try communicator.allReduceSum(gradients.values, count: gradients.count, operation: "gradients")
+        allReduceTime.seconds += Double(DispatchTime.now().uptimeNanoseconds - reduceStart) / 1e9
+        allReduceTime.steps += 1
         guard scalars[0].isFinite else {
             throw agreed(.numerical("training loss is \(scalars[0]) at step \(step); lower --learning_rate or check the data and adapter"))
         }
@@ -170,14 +175,15 @@ final class TrainerCore {
     /// HF's train metrics common to every stage (after a `peak-rss` all-reduce): epoch, train_loss, runtime,
     /// samples and steps per second, and the largest peak resident memory of any rank.
     func trainMetrics(runtime: Double, stepsThisRun: Int, sampleCount: Int) throws -> [String: Double] {
-        var peakResident = [Self.peakResidentMiB()]
-        try communicator.allReduceMax(&peakResident, operation: "peak-rss")
+        var peaks = [Self.peakResidentMiB(), 1000 * allReduceTime.seconds / Double(max(allReduceTime.steps, 1))]
+        try communicator.allReduceMax(&peaks, operation: "peak-rss")
         return [
             "epoch": steps.epoch(afterStep: globalStep), "total_flos": 0,
             "train_loss": trainLossTotal / Double(max(globalStep, 1)), "train_runtime": (runtime * 10000).rounded() / 10000,
             "train_samples_per_second": Double(sampleCount) * arguments.numTrainEpochs / max(runtime, 1e-9),
             "train_steps_per_second": Double(stepsThisRun) / max(runtime, 1e-9),
-            "train_peak_rss_mib": peakResident[0],  // the largest of any rank
+            "train_peak_rss_mib": peaks[0],  // the largest of any rank
+            "train_allreduce_ms_per_step": (peaks[1] * 1000).rounded() / 1000,  // the slowest rank's mean
         ]
     }
 

@@ -130,15 +130,7 @@ private func runKnowledgeBuild(
     build: (_ source: (entry: DatasetEntry, records: [SourceRecord]), _ communicator: any Communicator, _ logger: RankLogger,
             _ progress: @escaping KnowledgeBuild.Progress) throws -> KnowledgeBuildSummary
 ) throws {
-    let communicator: any Communicator
-    do {
-        communicator = try MPICommunicator.start()
-    } catch {
-        logToStandardError("knowtune: error: \(error)")
-        throw ExitCode(1)
-    }
-    let logger = (try? RankLogger(communicator: communicator))
-        ?? RankLogger(rank: communicator.rank, worldSize: communicator.size, hostname: communicator.hostname)
+    let (communicator, logger) = try startMPIJob()
     do {
         let source = try Consensus.runAgreed(communicator: communicator, operation: "load the dataset") {
             _ = try TeacherKind.named(flags.teacherOptions.teacher)

@@ -26,15 +26,8 @@ struct TrainCommand: ParsableCommand {
         if let index = tokens.firstIndex(of: "--collective_timeout"), index + 1 < tokens.count {
             setenv("KNOWTUNE_COLLECTIVE_TIMEOUT", tokens[index + 1], 1)
         }
-        let communicator: any Communicator
-        do {
-            communicator = try MPICommunicator.start()
-        } catch {
-            logToStandardError("knowtune: error: \(error)")
-            throw ExitCode(1)
-        }
-        var logger = (try? RankLogger(communicator: communicator))
-            ?? RankLogger(rank: communicator.rank, worldSize: communicator.size, hostname: communicator.hostname)
+        let (communicator, rankLogger) = try startMPIJob()
+        var logger = rankLogger
         do {
             let parsed = try Consensus.runAgreed(communicator: communicator, operation: "parse arguments") {
                 try TrainingArgumentParser.parse(tokens)

@@ -2,6 +2,7 @@
 // failing rank's message reaches every rank, successes cost no gather; does not launch mpirun (MPIJobTests does).
 import KnowTuneDistributed
 import KnowTuneTensor
+import KnowTuneTestSupport
 import XCTest
 
 final class ConsensusTests: XCTestCase {

@@ -66,9 +66,10 @@ final class BuildCommandTests: XCTestCase {
 
     func testUnusableSettingsFailClearly() throws {
         let folder = try KnowledgeFixtures.dataDirectory("cli-errors")
-        let local = try KnowTuneCLI.run(["build-kc", "--dataset", "toy_train", "--dataset_dir", folder, "--teacher", "local"])
+        let local = try KnowTuneCLI.run(["build-kc", "--dataset", "toy_train", "--dataset_dir", folder, "--teacher", "local",
+                                         "--teacher_model", folder + "/no-such-model"], ranks: 2)
         XCTAssertEqual(local.status, 1)
-        XCTAssertTrue(local.standardError.contains("--teacher local is not implemented yet"), local.output)
+        XCTAssertEqual(local.occurrences(of: "no-such-model: no such file or directory"), 1, "reported once, by rank 0: \(local.output)")
         let unknown = try KnowTuneCLI.run(["build-kc", "--dataset", "toy_train", "--dataset_dir", folder, "--teacher", "gpt"])
         XCTAssertNotEqual(unknown.status, 0)
         XCTAssertTrue(unknown.standardError.contains("unsupported teacher 'gpt'"), unknown.output)

@@ -82,33 +82,7 @@ enum KnowledgeFixtures {
         return folder
     }
 
-    private static let lock = NSLock()
-    private static var cachedModel: String?
-
-    /// A 2-layer, hidden-32 LLaMA with SmolLM2's 49152-token tokenizer (as the training tests build it).
-    static func tinyModel() throws -> String {
-        lock.lock()
-        defer { lock.unlock() }
-        if let cachedModel { return cachedModel }
-        let source = try GGUFFile(path: try TestPaths.require(TestPaths.smolLM2))
-        let configuration = LlamaConfiguration(vocabularySize: 49152, hiddenSize: 32, intermediateSize: 48, layerCount: 2,
-                                               headCount: 4, kvHeadCount: 2, rmsNormEpsilon: 1e-5, ropeTheta: 10000,
-                                               tieWordEmbeddings: true, maxPositionEmbeddings: 512)
-        let weights = LlamaWeights(configuration: configuration)
-        var generator = SplitMix64(seed: 2024)
-        for tensor in weights.namedTensors() {
-            let count = tensor.shape.reduce(1, *)
-            let isNorm = tensor.shape.count == 1
-            for i in 0..<count {
-                let u = 2 * generator.nextUnitFloat() - 1
-                tensor.pointer[i] = isNorm ? 1 + 0.1 * u : u * 0.25
-            }
-        }
-        let path = root + "/tiny.gguf"
-        try GGUFModelWriter.write(weights, tokenizerMetadata: GGUFModelWriter.tokenizerMetadata(of: source), name: "tiny", to: path)
-        cachedModel = path
-        return path
-    }
+    static func tinyModel() throws -> String { try TinyGGUFModel.path(in: root) }
 
     /// Reads a JSON array file.
     static func jsonArray(_ path: String) throws -> [[String: Any]] {

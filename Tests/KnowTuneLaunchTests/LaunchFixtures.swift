@@ -17,7 +17,6 @@ enum LaunchFixtures {
     }()
 
     private static let lock = NSLock()
-    private static var cachedModel: String?
     private static var cachedData: String?
     private static var cachedReference: Result<String, Error>?
 
@@ -27,32 +26,7 @@ enum LaunchFixtures {
 
     static func knowtune() throws -> String { try Testkit.executable(named: "knowtune") }
 
-    /// A 2-layer, hidden-32 LLaMA (GQA 4/2 heads, tied head) with SmolLM2's 49152-token tokenizer.
-    static func tinyModel() throws -> String {
-        lock.lock()
-        defer { lock.unlock() }
-        if let cachedModel { return cachedModel }
-        let source = try GGUFFile(path: try TestPaths.require(TestPaths.smolLM2))
-        let configuration = LlamaConfiguration(vocabularySize: 49152, hiddenSize: 32, intermediateSize: 48, layerCount: 2,
-                                               headCount: 4, kvHeadCount: 2, rmsNormEpsilon: 1e-5, ropeTheta: 10000,
-                                               tieWordEmbeddings: true, maxPositionEmbeddings: 512)
-        let weights = LlamaWeights(configuration: configuration)
-        var generator = SplitMix64(seed: 2024)
-        for tensor in weights.namedTensors() {
-            let count = tensor.shape.reduce(1, *)
-            let isNorm = tensor.shape.count == 1
-            for i in 0..<count {
-                let u = 2 * generator.nextUnitFloat() - 1
-                tensor.pointer[i] = isNorm ? 1 + 0.1 * u : u * 0.25
-            }
-        }
-        let folder = root + "/tiny-model"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let path = folder + "/tiny.gguf"
-        try GGUFModelWriter.write(weights, tokenizerMetadata: GGUFModelWriter.tokenizerMetadata(of: source), name: "tiny", to: path)
-        cachedModel = path
-        return path
-    }
+    static func tinyModel() throws -> String { try TinyGGUFModel.path(in: root + "/tiny-model") }
 
     /// A dataset folder with `tiny_train`: 48 dolly records, outputs cut to 160 characters.
     static func dataDirectory() throws -> String {
@@ -60,20 +34,9 @@ enum LaunchFixtures {
         defer { lock.unlock() }
         if let cachedData { return cachedData }
         let folder = root + "/data"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let dolly = TestPaths.repositoryRoot.appendingPathComponent("data/dolly/dolly_train.json")
-        let records = try JSONSerialization.jsonObject(with: Data(contentsOf: dolly)) as? [[String: Any]] ?? []
-        let small = records.prefix(48).map { record -> [String: Any] in
-            var copy = record
-            copy["output"] = String((record["output"] as? String ?? "").prefix(160))
-            return copy
-        }
-        try JSONSerialization.data(withJSONObject: Array(small)).write(to: URL(fileURLWithPath: folder + "/tiny_train.json"))
-        let registry: [String: Any] = [
-            "tiny_train": ["file_name": "tiny_train.json",
-                           "columns": ["prompt": "instruction", "query": "input", "response": "output"]],
-        ]
-        try JSONSerialization.data(withJSONObject: registry).write(to: URL(fileURLWithPath: folder + "/dataset_info.json"))
+        try TinyDataset.write(in: folder)
+        try JSONSerialization.data(withJSONObject: ["tiny_train": TinyDataset.registryEntry])
+            .write(to: URL(fileURLWithPath: folder + "/dataset_info.json"))
         cachedData = folder
         return folder
     }
@@ -111,6 +74,17 @@ enum LaunchFixtures {
         return environment
     }
 
+    /// What a launch/slurm-*.sbatch job of the tests gets: the rank environment, this checkout and build, the
+    /// launcher (srun or mpirun) and a global batch of 8.
+    static func slurmJobEnvironment(launcher: String) throws -> [String: String] {
+        var environment = rankEnvironment()
+        environment["KNOWTUNE_ROOT"] = repositoryRoot
+        environment["KNOWTUNE_BIN"] = try knowtune()
+        environment["KNOWTUNE_LAUNCHER"] = launcher
+        environment["GLOBAL_BATCH"] = "8"
+        return environment
+    }
+
     /// `mpirun` with only what running as root needs.
     static func plainMPIRun(ranks: Int, _ arguments: [String], timeout: TimeInterval = 90) throws -> ProcessResult {
         var launcher = ["-np", String(ranks)]
@@ -141,24 +115,6 @@ enum LaunchFixtures {
         lock.unlock()
         return try result.get()
     }
-}
-
-/// An adapter's tensors (name → values).
-func readAdapter(_ folder: String) throws -> [String: [Float]] {
-    let file = try SafeTensorsFile(path: folder + "/adapter_model.safetensors")
-    var result: [String: [Float]] = [:]
-    for name in file.tensors.keys { result[name] = try file.readArray(name) }
-    return result
-}
-
-/// The largest |a − b| over all tensors; infinity when the names or sizes differ.
-func maxAbsoluteDifference(_ a: [String: [Float]], _ b: [String: [Float]]) -> Float {
-    var worst: Float = 0
-    for (name, values) in a {
-        guard let other = b[name], other.count == values.count else { return .infinity }
-        for i in values.indices { worst = max(worst, abs(values[i] - other[i])) }
-    }
-    return a.count == b.count && !a.isEmpty ? worst : .infinity
 }
 
 /// Fails unless the adapter in `folder` equals the plain-mpirun reference bit for bit.

@@ -67,11 +67,7 @@ final class RankDeathTests: XCTestCase {
         let output = LaunchFixtures.outputDirectory("killed-rank-srun")
         let outputFile = LaunchFixtures.root + "/slurm-killed-rank.out"
         try? FileManager.default.removeItem(atPath: outputFile)
-        var environment = LaunchFixtures.rankEnvironment()
-        environment["KNOWTUNE_ROOT"] = LaunchFixtures.repositoryRoot
-        environment["KNOWTUNE_BIN"] = try LaunchFixtures.knowtune()
-        environment["KNOWTUNE_LAUNCHER"] = "srun"
-        environment["GLOBAL_BATCH"] = "8"
+        let environment = try LaunchFixtures.slurmJobEnvironment(launcher: "srun")
         let id = try LaunchLab.submit(LaunchFixtures.script("slurm-1node.sbatch"),
                                       sbatchOptions: ["--job-name", "kt-test-kill", "--output", outputFile, "--time", "5"],
                                       arguments: try arguments(output: output), environment: environment)

@@ -21,11 +21,7 @@ final class SlurmLaunchTests: XCTestCase {
                         timeout: TimeInterval = 120) throws -> LaunchLab.Job {
         let outputFile = LaunchFixtures.root + "/slurm-\(name).out"
         try? FileManager.default.removeItem(atPath: outputFile)
-        var environment = LaunchFixtures.rankEnvironment()
-        environment["KNOWTUNE_ROOT"] = LaunchFixtures.repositoryRoot
-        environment["KNOWTUNE_BIN"] = try LaunchFixtures.knowtune()
-        environment["KNOWTUNE_LAUNCHER"] = launcher
-        environment["GLOBAL_BATCH"] = "8"
+        var environment = try LaunchFixtures.slurmJobEnvironment(launcher: launcher)
         environment.merge(extraEnvironment) { _, new in new }
         let id = try LaunchLab.submit(LaunchFixtures.script("slurm-1node.sbatch"),
                                       sbatchOptions: ["--job-name", "kt-test-\(name)", "--output", outputFile, "--time", "5"],
@@ -63,11 +59,7 @@ final class SlurmLaunchTests: XCTestCase {
             output: output, extra: ["--num_train_epochs", "12", "--save_steps", "5", "--eval_steps", "5", "--logging_steps", "5"])
         let outputFile = LaunchFixtures.root + "/slurm-signal.out"
         try? FileManager.default.removeItem(atPath: outputFile)
-        var environment = LaunchFixtures.rankEnvironment()
-        environment["KNOWTUNE_ROOT"] = LaunchFixtures.repositoryRoot
-        environment["KNOWTUNE_BIN"] = try LaunchFixtures.knowtune()
-        environment["KNOWTUNE_LAUNCHER"] = "srun"
-        environment["GLOBAL_BATCH"] = "8"
+        let environment = try LaunchFixtures.slurmJobEnvironment(launcher: "srun")
         let id = try LaunchLab.submit(LaunchFixtures.script("slurm-1node.sbatch"),
                                       sbatchOptions: ["--job-name", "kt-test-signal", "--output", outputFile, "--time", "5"],
                                       arguments: arguments, environment: environment)

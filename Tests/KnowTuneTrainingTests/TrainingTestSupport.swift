@@ -14,35 +14,9 @@ enum TrainingFixtures {
     }()
 
     private static let lock = NSLock()
-    private static var cachedModel: String?
     private static var cachedData: String?
 
-    /// A 2-layer, hidden-32 LLaMA (GQA 4/2 heads, tied head) with SmolLM2's 49152-token tokenizer.
-    static func tinyModel() throws -> String {
-        lock.lock()
-        defer { lock.unlock() }
-        if let cachedModel { return cachedModel }
-        let source = try GGUFFile(path: try TestPaths.require(TestPaths.smolLM2))
-        let configuration = LlamaConfiguration(vocabularySize: 49152, hiddenSize: 32, intermediateSize: 48, layerCount: 2,
-                                               headCount: 4, kvHeadCount: 2, rmsNormEpsilon: 1e-5, ropeTheta: 10000,
-                                               tieWordEmbeddings: true, maxPositionEmbeddings: 512)
-        let weights = LlamaWeights(configuration: configuration)
-        var generator = SplitMix64(seed: 2024)
-        for tensor in weights.namedTensors() {
-            let count = tensor.shape.reduce(1, *)
-            let isNorm = tensor.shape.count == 1
-            for i in 0..<count {
-                let u = 2 * generator.nextUnitFloat() - 1
-                tensor.pointer[i] = isNorm ? 1 + 0.1 * u : u * 0.25
-            }
-        }
-        let folder = root + "/tiny-model"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let path = folder + "/tiny.gguf"
-        try GGUFModelWriter.write(weights, tokenizerMetadata: GGUFModelWriter.tokenizerMetadata(of: source), name: "tiny", to: path)
-        cachedModel = path
-        return path
-    }
+    static func tinyModel() throws -> String { try TinyGGUFModel.path(in: root + "/tiny-model") }
 
     /// A dataset folder: `tiny_train` (48 dolly records, outputs cut short) plus the broken entries bad-input tests use.
     static func dataDirectory() throws -> String {
@@ -50,20 +24,12 @@ enum TrainingFixtures {
         defer { lock.unlock() }
         if let cachedData { return cachedData }
         let folder = root + "/data"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let dolly = TestPaths.repositoryRoot.appendingPathComponent("data/dolly/dolly_train.json")
-        let records = try JSONSerialization.jsonObject(with: Data(contentsOf: dolly)) as? [[String: Any]] ?? []
-        let small = records.prefix(48).map { record -> [String: Any] in
-            var copy = record
-            copy["output"] = String((record["output"] as? String ?? "").prefix(160))
-            return copy
-        }
-        try JSONSerialization.data(withJSONObject: Array(small)).write(to: URL(fileURLWithPath: folder + "/tiny_train.json"))
+        try TinyDataset.write(in: folder)
         try Data("[{\"instruction\": \"a\", \"output\": \"b\"},".utf8).write(to: URL(fileURLWithPath: folder + "/malformed.json"))
         try JSONSerialization.data(withJSONObject: [["question": "x", "answer": "y"]]).write(to: URL(fileURLWithPath: folder + "/wrong_columns.json"))
         let columns = ["prompt": "instruction", "query": "input", "response": "output"]
         let registry: [String: Any] = [
-            "tiny_train": ["file_name": "tiny_train.json", "columns": columns],
+            "tiny_train": TinyDataset.registryEntry,
             "missing_file": ["file_name": "does_not_exist.json", "columns": columns],
             "malformed": ["file_name": "malformed.json", "columns": columns],
             "wrong_columns": ["file_name": "wrong_columns.json", "columns": columns],
@@ -109,23 +75,6 @@ enum KnowTuneRunner {
         }
         return result
     }
-}
-
-/// Reads an adapter's tensors (name → values).
-func readAdapter(_ folder: String) throws -> [String: [Float]] {
-    let file = try SafeTensorsFile(path: folder + "/adapter_model.safetensors")
-    var result: [String: [Float]] = [:]
-    for name in file.tensors.keys { result[name] = try file.readArray(name) }
-    return result
-}
-
-func maxAbsoluteDifference(_ a: [String: [Float]], _ b: [String: [Float]]) -> Float {
-    var worst: Float = 0
-    for (name, values) in a {
-        guard let other = b[name], other.count == values.count else { return .infinity }
-        for i in values.indices { worst = max(worst, abs(values[i] - other[i])) }
-    }
-    return a.count == b.count ? worst : .infinity
 }
 
 /// The `loss` values of trainer_log.jsonl, in order.

@@ -4,20 +4,20 @@ import Foundation
 import KnowTuneDistributed
 
 /// N ranks in one process: each collective is an all-gather of bytes in lockstep, reduced in rank order.
-final class LocalGroup: @unchecked Sendable {
-    let size: Int
+public final class LocalGroup: @unchecked Sendable {
+    public let size: Int
     private let condition = NSCondition()
     private var contributions: [[UInt8]?]
     private var results: [[UInt8]] = []
     private var arrived = 0
     private var generation = 0
 
-    init(size: Int) {
+    public init(size: Int) {
         self.size = size
         self.contributions = Array(repeating: nil, count: size)
     }
 
-    func exchange(rank: Int, _ bytes: [UInt8]) -> [[UInt8]] {
+    public func exchange(rank: Int, _ bytes: [UInt8]) -> [[UInt8]] {
         condition.lock()
         defer { condition.unlock() }
         let myGeneration = generation
@@ -36,7 +36,7 @@ final class LocalGroup: @unchecked Sendable {
     }
 
     /// Runs `body` once per rank, each on its own thread, and returns the results in rank order.
-    func run<T>(_ body: @escaping (LocalCommunicator) -> T) -> [T] {
+    public func run<T>(_ body: @escaping (LocalCommunicator) -> T) -> [T] {
         let outcomes = Outcomes<T>(count: size)
         let done = DispatchGroup()
         for rank in 0..<size {
@@ -62,51 +62,51 @@ private final class Outcomes<T>: @unchecked Sendable {
     init(count: Int) { values = Array(repeating: nil, count: count) }
 }
 
-final class LocalCommunicator: Communicator {
-    let group: LocalGroup
-    let rank: Int
-    var size: Int { group.size }
-    var localRank: Int { rank }
-    var localSize: Int { group.size }
-    var hostname: String { "host\(rank)" }
-    var step = 0
+public final class LocalCommunicator: Communicator {
+    public let group: LocalGroup
+    public let rank: Int
+    public var size: Int { group.size }
+    public var localRank: Int { rank }
+    public var localSize: Int { group.size }
+    public var hostname: String { "host\(rank)" }
+    public var step = 0
 
-    init(group: LocalGroup, rank: Int) {
+    public init(group: LocalGroup, rank: Int) {
         self.group = group
         self.rank = rank
     }
 
-    func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, operation: String) throws {
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, operation: String) throws {
         let mine = Array(UnsafeBufferPointer(start: buffer, count: count))
         let all = group.exchange(rank: rank, encode(mine)).map { decode($0, as: Float.self) }
         for index in 0..<count { buffer[index] = all.reduce(0) { $0 + $1[index] } }
     }
 
-    func allReduceSum(_ values: inout [Double], operation: String) throws {
+    public func allReduceSum(_ values: inout [Double], operation: String) throws {
         let all = group.exchange(rank: rank, encode(values)).map { decode($0, as: Double.self) }
         values = values.indices.map { index in all.reduce(0) { $0 + $1[index] } }
     }
 
-    func allReduceMax(_ values: inout [Double], operation: String) throws {
+    public func allReduceMax(_ values: inout [Double], operation: String) throws {
         let all = group.exchange(rank: rank, encode(values)).map { decode($0, as: Double.self) }
         values = values.indices.map { index in all.map { $0[index] }.max() ?? -.infinity }
     }
 
-    func broadcast(_ bytes: inout [UInt8], root: Int, operation: String) throws {
+    public func broadcast(_ bytes: inout [UInt8], root: Int, operation: String) throws {
         bytes = group.exchange(rank: rank, bytes)[root]
     }
 
-    func allGather(_ bytes: [UInt8], operation: String) throws -> [[UInt8]] {
+    public func allGather(_ bytes: [UInt8], operation: String) throws -> [[UInt8]] {
         group.exchange(rank: rank, bytes)
     }
 
-    func barrier(operation: String) throws {
+    public func barrier(operation: String) throws {
         _ = group.exchange(rank: rank, [])
     }
 
-    func finalize() throws {}
+    public func finalize() throws {}
 
-    func abort(code: Int32) -> Never {
+    public func abort(code: Int32) -> Never {
         fatalError("LocalCommunicator.abort(\(code))")
     }
 

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Launch benchmark (issue "run where users run"): LoRA SFT of SmolLM2-135M on the first $SAMPLES dolly_train records
+# (alpaca, cutoff 512, global batch 8) started five ways on this machine: 1 rank x 2 threads (unbound), 2 ranks x 1
+# thread, 4 ranks oversubscribed, and one rank on each of two launch-lab "hosts" (network namespaces) with and
+# without a 2 ms / 1 Gbit link. Reports real tokens/s, the largest peak RSS of any rank, the slowest rank's mean
+# all-reduce time per step (waiting for slower ranks included). Writes out/bench/launch.json.
+# Needs root for the namespaces (shared/tools/launch-lab beside the checkout, or KNOWTUNE_SHARED). Run it idle.
+set -euo pipefail
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+samples="${SAMPLES:-64}"
+lab="${KNOWTUNE_SHARED:-$repo_root/../shared}/tools/launch-lab"
+[ -x "$lab/netns_recipe.sh" ] || { echo "bench-launch: the launch lab is missing at $lab" >&2; exit 2; }
+"$repo_root/launch/fetch-model.sh"
+swift build -c release --product knowtune >&2
+knowtune="$repo_root/.build/release/knowtune"
+out="$repo_root/out/bench/launch"
+mkdir -p "$out"
+common=(train --stage sft --model_name_or_path "$repo_root/models/smollm2" --do_train --dataset dolly_train
+        --dataset_dir "$repo_root/data" --template alpaca --finetuning_type lora --lora_target q_proj,v_proj
+        --max_samples "$samples" --cutoff_len 512 --num_train_epochs 1 --learning_rate 1e-4 --lr_scheduler_type cosine
+        --logging_steps 4 --save_strategy no --overwrite_output_dir)
+
+run() {   # name, launcher command...; the knowtune arguments follow "--"
+    local name="$1"; shift
+    echo "== $name" >&2
+    "$@" --output_dir "$out/$name" 2>&1 | grep -E "world_size|tokens/s|train_runtime|error" >&2 || true
+}
+mpirun_wrapper="$repo_root/launch/knowtune-mpirun"
+run 1x2 "$mpirun_wrapper" -n 1 --threads 2 --bind none --global-batch 8 -- "${common[@]}"
+run 2x1 "$mpirun_wrapper" -n 2 --threads 1 --global-batch 8 -- "${common[@]}"
+run 4x1-oversubscribed "$mpirun_wrapper" -n 4 --threads 1 --global-batch 8 -- "${common[@]}"
+
+hosts() {   # (re)builds the two namespace hosts; extra KT_* knobs as arguments
+    (cd "$lab" && env -u KT_DELAY -u KT_RATE KT_NHOSTS=2 "$@" ./netns_recipe.sh > "$out/netns.log" 2>&1 < /dev/null)
+}
+lab_dir="${KT_LAB_DIR:-${TMPDIR:-/tmp}/kt-lab}"
+across_hosts() {
+    local name="$1"
+    # Remote ranks start with a bare environment: forward the thread count. --bind-to none, or every "host" pins to core 0.
+    OPENBLAS_NUM_THREADS=1 run "$name" "$lab_dir/kt-mpirun" -np 2 --bind-to none -x OPENBLAS_NUM_THREADS \
+        "$knowtune" "${common[@]}" --per_device_train_batch_size 4
+}
+hosts
+across_hosts 2hosts
+hosts KT_DELAY=2ms KT_RATE=1gbit
+across_hosts 2hosts-2ms-1gbit
+(cd "$lab" && ./netns_teardown.sh > /dev/null 2>&1) || true
+
+python3 - "$out" <<'PY'
+import json, sys
+out = sys.argv[1]
+result = {}
+for name in ("1x2", "2x1", "4x1-oversubscribed", "2hosts", "2hosts-2ms-1gbit"):
+    r = json.load(open(f"{out}/{name}/train_results.json"))
+    result[name] = {k: r.get(k) for k in ("train_tokens_per_second", "train_peak_rss_mib", "train_allreduce_ms_per_step",
+                                          "train_runtime", "train_loss")}
+tps = {k: v["train_tokens_per_second"] for k, v in result.items()}
+result["2x1_over_1x2"] = tps["2x1"] / tps["1x2"]
+result["2hosts_slow_over_2x1"] = tps["2hosts-2ms-1gbit"] / tps["2x1"]
+json.dump(result, open(f"{out}/../launch.json", "w"), indent=2)
+print(json.dumps(result, indent=2))
+PY
