@@ -11,7 +11,7 @@ import KnowTuneTensor
 /// Encoding follows HF tokenizers step by step:
 /// 1. Added tokens that are not normalised (`<unk>`, `<s>`, `</s>`) are found in the raw text and map to their ids.
 /// 2. Each remaining stretch is normalised (legacy layout: "▁" prepended, spaces → "▁"), and normalised added
-///    tokens are found in it.
+///    tokens are found in it by their own normalised text.
 /// 3. Each remaining piece gets the Metaspace treatment (newer layout: spaces → "▁", "▁" prepended as the
 ///    `DummyPrefix` rule says) and is one BPE word: Llama's converters never split on spaces.
 /// 4. The word's characters become vocabulary ids (a character outside the vocabulary becomes the `<0xAB>` tokens
@@ -33,7 +33,7 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
     }
 
     /// How the merge order is given.
-    public enum MergeOrder: Sendable {
+    enum MergeOrder {
         /// tokenizer.json `merges`: pairs in rank order, first merged first.
         case ranks([(String, String)])
         /// GGUF scores, one per token: any two adjacent pieces whose concatenation is a `mergeable` vocabulary piece
@@ -57,6 +57,8 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
     public var vocabularySize: Int { textOfId.count }
 
     private let textOfId: [String?]
+    /// `textOfId` with normalised added tokens in their normalised form, which is what HF decodes them to.
+    private let decodedTextOfId: [String?]
     private let idOfText: [String: Int32]
     /// Single-character vocabulary entries by Unicode scalar value: the starting symbols of BPE.
     private let idOfScalar: [UInt32: Int32]
@@ -159,7 +161,19 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
         self.mergeOfPair = mergeOfPair
         self.addedTokens = addedTokens
         self.rawAddedTokens = AddedTokenMatcher(tokens: addedTokens.filter { !$0.isNormalized })
-        self.normalizedAddedTokens = AddedTokenMatcher(tokens: addedTokens.filter { $0.isNormalized })
+        // HF matches a normalised added token by its normalised text, and decodes it to that text too: with the
+        // legacy normalizer "</s>" is found only as "▁</s>" (after a space or at the start of a stretch), and
+        // decodes with a space before it.
+        let normalizedForms = addedTokens.filter(\.isNormalized).map { token in
+            guard dummyPrefix == .everyStretch else { return token }
+            var normalized = token
+            normalized.content = "\u{2581}" + token.content.replacingOccurrences(of: " ", with: "\u{2581}")
+            return normalized
+        }
+        self.normalizedAddedTokens = AddedTokenMatcher(tokens: normalizedForms)
+        var decodedTextOfId = textOfId
+        for token in normalizedForms { decodedTextOfId[Int(token.id)] = token.content }
+        self.decodedTextOfId = decodedTextOfId
         self.dummyPrefix = dummyPrefix
         self.decodeStripsLeadingSpace = decodeStripsLeadingSpace
         self.unknownTokenId = unknownTokenId
@@ -264,7 +278,7 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
             pendingBytes.removeAll()
         }
         for id in ids {
-            guard let token = tokenText(id) else { continue }
+            guard id >= 0, Int(id) < decodedTextOfId.count, let token = decodedTextOfId[Int(id)] else { continue }
             if let byte = Self.fallbackByte(token) {
                 pendingBytes.append(byte)
                 continue
