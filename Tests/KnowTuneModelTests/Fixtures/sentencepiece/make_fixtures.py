@@ -164,8 +164,11 @@ def main():
         token["normalized"] = True
     backends["legacy-normalized-specials"] = Tokenizer.from_str(json.dumps(edited))
 
+    # Held-out answers: long BPE words (a whole segment is one word) over real text.
+    test_records = json.load(open(os.path.join(SHARED, "data/knowtuning/dolly/dolly_test.json")))
+    held_out = [(f"dolly_test answer {index}", record["output"]) for index, record in enumerate(test_records[:3])]
     cases = []
-    for name, text in CASES:
+    for name, text in CASES + held_out:
         case = {"name": name, "text": text, "ids": {}, "decoded": {}}
         for layout, backend in backends.items():
             ids = backend.encode(text, add_special_tokens=False).ids
@@ -200,10 +203,12 @@ def main():
         file.write("\n")
     versions = {"sentencepiece": spm.__version__, "tokenizers": tokenizers.__version__,
                 "transformers": transformers.__version__}
+    # One case per line keeps the file small and its diffs readable.
+    def lines(entries):
+        return ",\n".join("  " + json.dumps(entry, ensure_ascii=False) for entry in entries)
     with open(os.path.join(HERE, "cases.json"), "w") as file:
-        json.dump({"versions": versions, "cases": cases, "decode_cases": decode_cases}, file, ensure_ascii=False,
-                  indent=1)
-        file.write("\n")
+        file.write(f'{{"versions": {json.dumps(versions)},\n "cases": [\n{lines(cases)}\n ],\n'
+                   f' "decode_cases": [\n{lines(decode_cases)}\n ]}}\n')
     shutil.rmtree(work)
     print(f"{len(cases)} cases, {len(decode_cases)} decode cases, {len(pieces)} pieces")
 
