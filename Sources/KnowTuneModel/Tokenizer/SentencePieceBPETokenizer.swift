@@ -82,8 +82,8 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
     ///   - source: names the origin in error messages.
     init(
         tokens: [String?], mergeOrder: MergeOrder, addedTokens: [AddedToken], dummyPrefix: DummyPrefix,
-        decodeStripsLeadingSpace: Bool,
-        unknownTokenId: Int32?, eosTokenId: Int32, bosTokenId: Int32?, padTokenId: Int32?, source: String
+        decodeStripsLeadingSpace: Bool, unknownTokenId: Int32?, eosTokenId: Int32, bosTokenId: Int32?,
+        padTokenId: Int32?, source: String
     ) throws {
         var idOfText: [String: Int32] = [:]
         idOfText.reserveCapacity(tokens.count)
@@ -94,12 +94,6 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
             idOfText[text] = Int32(index)
             let scalars = text.unicodeScalars
             if scalars.count == 1, let scalar = scalars.first { idOfScalar[scalar.value] = Int32(index) }
-        }
-        for (name, id) in [("EOS", eosTokenId), ("BOS", bosTokenId), ("pad", padTokenId), ("unknown", unknownTokenId)] {
-            if let id, !(0..<tokens.count).contains(Int(id)) {
-                throw KnowTuneError.badFormat(
-                    path: source, reason: "\(name) token id \(id) is outside the vocabulary 0..<\(tokens.count)")
-            }
         }
 
         var mergeOfPair: [UInt64: UInt64] = [:]
@@ -149,9 +143,18 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
             guard token.id >= 0 else {
                 throw KnowTuneError.badFormat(path: source, reason: "added token \"\(token.content)\" has id \(token.id)")
             }
-            if Int(token.id) >= textOfId.count { textOfId += [String?](repeating: nil, count: Int(token.id) + 1 - textOfId.count) }
+            // Added tokens may lie past the model's vocabulary (a pad token appended by a fine-tune).
+            if Int(token.id) >= textOfId.count {
+                textOfId += [String?](repeating: nil, count: Int(token.id) + 1 - textOfId.count)
+            }
             textOfId[Int(token.id)] = token.content
             idOfText[token.content] = token.id
+        }
+        for (name, id) in [("EOS", eosTokenId), ("BOS", bosTokenId), ("pad", padTokenId), ("unknown", unknownTokenId)] {
+            if let id, !(0..<textOfId.count).contains(Int(id)) {
+                throw KnowTuneError.badFormat(
+                    path: source, reason: "\(name) token id \(id) is outside the vocabulary 0..<\(textOfId.count)")
+            }
         }
 
         self.textOfId = textOfId
