@@ -1,5 +1,6 @@
 // Implements building LlamaWeights and LlamaConfiguration from a GGUF file (llama.cpp tensor names, Q/K rows
-// un-permuted back to HF order); does not parse the file format (GGUFFile) or the tokenizer.
+// un-permuted back to HF order) and choosing its tokenizer by `tokenizer.ggml.model`; does not parse the file format
+// (GGUFFile) or the tokenizer metadata (the tokenizers do).
 import Foundation
 import KnowTuneTensor
 
@@ -34,6 +35,18 @@ public enum GGUFModelLoader {
             eosTokenId: file.metadata["tokenizer.ggml.eos_token_id"]?.intValue)
         try configuration.validate(source: file.path)
         return configuration
+    }
+
+    /// The tokenizer that `tokenizer.ggml.model` names: `gpt2` (byte-level BPE) or `llama` (SentencePiece BPE).
+    public static func tokenizer(of file: GGUFFile) throws -> any Tokenizer {
+        let model = file.metadata["tokenizer.ggml.model"]?.stringValue
+        switch model {
+        case "gpt2": return try ByteLevelBPETokenizer(gguf: file.metadata)
+        case "llama": return try SentencePieceBPETokenizer(gguf: file.metadata)
+        default:
+            throw KnowTuneError.unsupported(
+                what: "tokenizer model '\(model ?? "(none)")' in \(file.path)", supported: ModelLoader.supportedTokenizers)
+        }
     }
 
     /// Dequantises every tensor into a new LlamaWeights.

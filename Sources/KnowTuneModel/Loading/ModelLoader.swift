@@ -34,6 +34,9 @@ public struct ModelDescription {
 }
 
 public enum ModelLoader {
+    /// The tokenizer kinds KnowTune implements, for error messages.
+    static let supportedTokenizers = "byte-level BPE (gpt2), SentencePiece BPE (llama)"
+
     public enum SourceKind: Equatable {
         case gguf(String)
         case huggingFace(String)
@@ -70,7 +73,7 @@ public enum ModelLoader {
             let gguf = try GGUFFile(path: file)
             let types = Set(gguf.tensors.map(\.type.name)).sorted().joined(separator: "/")
             return ModelDescription(configuration: try GGUFModelLoader.configuration(of: gguf),
-                                    tokenizer: try ByteLevelBPETokenizer(gguf: gguf.metadata), source: file,
+                                    tokenizer: try GGUFModelLoader.tokenizer(of: gguf), source: file,
                                     format: "GGUF v\(gguf.version) (\(types))", weightFiles: [file])
         case let .huggingFace(folder):
             let shards = try safetensorsShards(folder)
@@ -83,7 +86,7 @@ public enum ModelLoader {
     static func loadGGUF(_ path: String) throws -> LoadedModel {
         let file = try GGUFFile(path: path)
         let configuration = try GGUFModelLoader.configuration(of: file)
-        let tokenizer = try ByteLevelBPETokenizer(gguf: file.metadata)
+        let tokenizer = try GGUFModelLoader.tokenizer(of: file)
         let weights = try GGUFModelLoader.weights(of: file, configuration: configuration)
         let types = Set(file.tensors.map(\.type.name)).sorted().joined(separator: "/")
         return LoadedModel(configuration: configuration, weights: weights, tokenizer: tokenizer, source: path,
@@ -165,10 +168,28 @@ public enum ModelLoader {
         return entries.map { (folder as NSString).appendingPathComponent($0) }
     }
 
+    /// The tokenizer of an HF folder, chosen by its tokenizer.json: both kinds are model type BPE, and a
+    /// SentencePiece one is told apart by its "▁" metaspace or byte fallback.
     static func huggingFaceTokenizer(_ folder: String) throws -> any Tokenizer {
         let path = (folder as NSString).appendingPathComponent("tokenizer.json")
         guard FileManager.default.fileExists(atPath: path) else {
             throw KnowTuneError.fileUnreadable(path: path, reason: "an HF model folder needs tokenizer.json")
+        }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw KnowTuneError.fileUnreadable(path: path, reason: error.localizedDescription)
+        }
+        guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw KnowTuneError.badFormat(path: path, reason: "not a JSON object")
+        }
+        let modelType = ((root["model"] as? [String: Any])?["type"] as? String) ?? "BPE"
+        guard modelType == "BPE" else {
+            throw KnowTuneError.unsupported(what: "tokenizer model '\(modelType)' in \(path)", supported: supportedTokenizers)
+        }
+        // The chosen tokenizer parses the file again: a fraction of a second even for large vocabularies, and each
+        // tokenizer stays loadable on its own.
+        if SentencePieceBPETokenizer.isSentencePieceLayout(root) {
+            return try SentencePieceBPETokenizer.load(tokenizerJSONPath: path)
         }
         return try ByteLevelBPETokenizer.load(tokenizerJSONPath: path)
     }
@@ -178,7 +199,7 @@ public enum ModelLoader {
 public enum TokenizerLoader {
     public static func load(_ path: String) throws -> any Tokenizer {
         switch try ModelLoader.resolve(path) {
-        case let .gguf(file): return try ByteLevelBPETokenizer(gguf: try GGUFFile(path: file).metadata)
+        case let .gguf(file): return try GGUFModelLoader.tokenizer(of: try GGUFFile(path: file))
         case let .huggingFace(folder): return try ModelLoader.huggingFaceTokenizer(folder)
         }
     }

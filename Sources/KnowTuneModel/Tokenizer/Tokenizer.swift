@@ -1,5 +1,5 @@
 // Implements the one interface every KnowTune tokenizer offers (text ↔ token ids); does not choose or load a
-// tokenizer (ByteLevelBPETokenizer today, a SentencePiece tokenizer later) and never adds BOS/EOS by itself.
+// tokenizer (ByteLevelBPETokenizer, SentencePieceBPETokenizer; the loaders choose) and never adds BOS/EOS by itself.
 
 /// Converts text to token ids and back, as Hugging Face does with `add_special_tokens=False`.
 ///
