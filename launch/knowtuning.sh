@@ -23,9 +23,9 @@ cd "$repo_root"
 ranks="${RANKS:-2}"
 out="${OUT:-out/knowtuning}"
 knowtune=".build/release/knowtune"
-mpi=(mpirun -np "$ranks" --bind-to none)
-[ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
-[ "$ranks" -gt "$(nproc)" ] && mpi+=(--oversubscribe)
+# knowtune-mpirun: threads per rank and binding from this machine's cores, --allow-run-as-root only for root, and
+# on failure the rank, the step and the checkpoint to resume from.
+mpi=(launch/knowtune-mpirun -n "$ranks" --)
 if [ "${FULL:-0}" = 1 ]; then
     samples=4000; kc_samples=4000; predict_samples=200; max_new=512; epochs=3
     sft_batch=32; sft_lr=1e-4; dpo_batch=16
@@ -47,21 +47,21 @@ sft_flags=(--stage sft --do_train --lora_target q_proj,v_proj --load_best_model_
 stage() { echo "== $*" >&2; }
 
 stage "1/6 SFT baseline: dolly_train (first $samples records)"
-"${mpi[@]}" "$knowtune" train "${common[@]}" "${sft_flags[@]}" --dataset dolly_train --max_samples "$samples" --output_dir "$out/sft"
+"${mpi[@]}" train "${common[@]}" "${sft_flags[@]}" --dataset dolly_train --max_samples "$samples" --output_dir "$out/sft"
 
 stage "2/6 build KA: atomic facts, perplexity under the base model, hardest facts rewritten into new QA pairs"
-"${mpi[@]}" "$knowtune" build-ka --dataset dolly_train --dataset_dir "$out/data" --model_name_or_path models/smollm2 \
+"${mpi[@]}" build-ka --dataset dolly_train --dataset_dir "$out/data" --model_name_or_path models/smollm2 \
     --teacher "$teacher" --max_samples "$samples" --seed 42
 
 stage "3/6 KA-SFT on original + KA pairs"
-"${mpi[@]}" "$knowtune" train "${common[@]}" "${sft_flags[@]}" --dataset dolly_train_KA --output_dir "$out/ka"
+"${mpi[@]}" train "${common[@]}" "${sft_flags[@]}" --dataset dolly_train_KA --output_dir "$out/ka"
 
 stage "4/6 build KC: incomplete, non-factual and illogical answers against the gold answer"
-"${mpi[@]}" "$knowtune" build-kc --dataset dolly_train --dataset_dir "$out/data" --model_name_or_path models/smollm2 \
+"${mpi[@]}" build-kc --dataset dolly_train --dataset_dir "$out/data" --model_name_or_path models/smollm2 \
     --teacher "$teacher" --max_samples "$kc_samples" --seed 42
 
 stage "5/6 KC-DPO continuing the KA adapter (reference = base model, β 0.1, ftx 0.2)"
-"${mpi[@]}" "$knowtune" train "${common[@]}" --stage dpo --do_train --dataset dolly_train_KC --lora_target q_proj,v_proj \
+"${mpi[@]}" train "${common[@]}" --stage dpo --do_train --dataset dolly_train_KC --lora_target q_proj,v_proj \
     --resume_lora_training 1 --checkpoint_dir "$out/ka" --overwrite_output_dir --output_dir "$out/kc" \
     --per_device_train_batch_size "$(per_rank "$dpo_batch")" --gradient_accumulation_steps 1 --lr_scheduler_type cosine \
     --logging_steps 5 --save_steps 1000 --learning_rate 1e-5 --num_train_epochs 1.0 --dpo_ftx 0.2 --cutoff_len 512 --plot_loss
@@ -72,7 +72,7 @@ for test_set in $test_sets; do
         adapter=()
         [ "$variant" = sft ] && adapter=(--checkpoint_dir "$out/sft")
         [ "$variant" = knowtuning ] && adapter=(--checkpoint_dir "$out/kc")
-        "${mpi[@]}" "$knowtune" train "${common[@]}" --stage sft --do_predict --predict_with_generate --dataset "$test_set" \
+        "${mpi[@]}" train "${common[@]}" --stage sft --do_predict --predict_with_generate --dataset "$test_set" \
             --per_device_eval_batch_size 4 --max_samples "$predict_samples" --max_new_tokens "$max_new" --cutoff_len 1024 \
             "${adapter[@]}" --output_dir "$out/predict-$test_set-$variant"
         # Fact statistics (rules extractor): facts per answer and the share the reference supports.
