@@ -3,7 +3,8 @@
 # (alpaca, cutoff 512, global batch 8) started five ways on this machine: 1 rank x 2 threads (unbound), 2 ranks x 1
 # thread, 4 ranks oversubscribed, and one rank on each of two launch-lab "hosts" (network namespaces) with and
 # without a 2 ms / 1 Gbit link. Reports real tokens/s, the largest peak RSS of any rank, the slowest rank's mean
-# all-reduce time per step (waiting for slower ranks included). Writes out/bench/launch.json.
+# all-reduce time per step (waiting for slower ranks included), and the PSS of the node-shared base weights summed
+# over the ranks with each rank's private part (launch/weights-pss.py). Writes out/bench/launch.json.
 # Needs root for the namespaces (shared/tools/launch-lab beside the checkout, or KNOWTUNE_SHARED). Run it idle.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,7 +25,13 @@ common=(train --stage sft --model_name_or_path "$repo_root/models/smollm2" --do_
 run() {   # name, launcher command...; the knowtune arguments follow "--"
     local name="$1"; shift
     echo "== $name" >&2
+    rm -rf "$out/$name" "$out/$name.stop"
+    # The weights mapping's PSS summed over the ranks, and each rank's private part of it, sampled every second.
+    python3 "$repo_root/launch/weights-pss.py" "$out/$name" "$out/$name.stop" "$out/$name.pss.json" &
+    local sampler=$!
     "$@" --output_dir "$out/$name" 2>&1 | grep -E "world_size|tokens/s|train_runtime|error" >&2 || true
+    touch "$out/$name.stop"
+    wait "$sampler" || true
 }
 mpirun_wrapper="$repo_root/launch/knowtune-mpirun"
 run 1x2 "$mpirun_wrapper" -n 1 --threads 2 --bind none --global-batch 8 -- "${common[@]}"
@@ -55,6 +62,10 @@ for name in ("1x2", "2x1", "4x1-oversubscribed", "2hosts", "2hosts-2ms-1gbit"):
     r = json.load(open(f"{out}/{name}/train_results.json"))
     result[name] = {k: r.get(k) for k in ("train_tokens_per_second", "train_peak_rss_mib", "train_allreduce_ms_per_step",
                                           "train_runtime", "train_loss")}
+    try:
+        result[name].update(json.load(open(f"{out}/{name}.pss.json")))
+    except (OSError, ValueError):
+        pass  # no sample: the sampler saw no rank
 tps = {k: v["train_tokens_per_second"] for k, v in result.items()}
 result["2x1_over_1x2"] = tps["2x1"] / tps["1x2"]
 result["2hosts_slow_over_2x1"] = tps["2hosts-2ms-1gbit"] / tps["2x1"]

@@ -525,17 +525,9 @@ extension ByteLevelBPETokenizer {
     public static func load(
         tokenizerJSONPath path: String, eosTokenId: Int32? = nil, bosTokenId: Int32? = nil, padTokenId: Int32? = nil
     ) throws -> ByteLevelBPETokenizer {
-        let url = URL(fileURLWithPath: path)
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw KnowTuneError.fileUnreadable(path: path, reason: error.localizedDescription)
-        }
-        let configurationURL = url.deletingLastPathComponent().appendingPathComponent("tokenizer_config.json")
-        let configuration = try? Data(contentsOf: configurationURL)
+        let files = try TokenizerJSONDocument.readFiles(tokenizerJSONPath: path)
         return try ByteLevelBPETokenizer(
-            tokenizerJSON: data, tokenizerConfigJSON: configuration, eosTokenId: eosTokenId, bosTokenId: bosTokenId,
+            tokenizerJSON: files.tokenizer, tokenizerConfigJSON: files.configuration, eosTokenId: eosTokenId, bosTokenId: bosTokenId,
             padTokenId: padTokenId, source: path)
     }
 
@@ -549,125 +541,21 @@ extension ByteLevelBPETokenizer {
         tokenizerJSON: Data, tokenizerConfigJSON: Data? = nil, eosTokenId: Int32? = nil, bosTokenId: Int32? = nil,
         padTokenId: Int32? = nil, source: String = "tokenizer.json"
     ) throws {
-        func fail(_ reason: String) -> KnowTuneError { .badFormat(path: source, reason: reason) }
-        let root: [String: Any]
-        do {
-            guard let object = try JSONSerialization.jsonObject(with: tokenizerJSON) as? [String: Any] else {
-                throw fail("the top level is not a JSON object")
-            }
-            root = object
-        } catch let error as KnowTuneError {
-            throw error
-        } catch {
-            throw fail("not valid JSON: \(error.localizedDescription)")
-        }
-
-        guard let model = root["model"] as? [String: Any] else { throw fail("no \"model\" object") }
-        let modelType = (model["type"] as? String) ?? "BPE"
-        guard modelType == "BPE" else {
-            throw KnowTuneError.unsupported(what: "tokenizer.json model type \"\(modelType)\"", supported: "BPE")
-        }
-        for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
-            if let affix = model[key] as? String, !affix.isEmpty {
-                throw KnowTuneError.unsupported(what: "tokenizer.json BPE \(key) \"\(affix)\"", supported: "none")
-            }
-        }
-        if let dropout = Self.jsonDouble(model["dropout"]), dropout > 0 {
-            throw KnowTuneError.unsupported(what: "BPE dropout \(dropout)", supported: "no dropout (deterministic)")
-        }
-        try Self.checkNormalizer(root["normalizer"])
-        let preTokenizer = try Self.preTokenizer(from: root["pre_tokenizer"])
-
-        guard let vocabularyObject = model["vocab"] as? [String: Any] else {
-            throw fail("model has no \"vocab\" object")
-        }
-        var vocabulary: [String: Int32] = [:]
-        vocabulary.reserveCapacity(vocabularyObject.count)
-        var vocabularySize = 0
-        for (text, value) in vocabularyObject {
-            guard let integer = Self.jsonInteger(value), let id = Int32(exactly: integer), id >= 0 else {
-                throw fail("vocabulary entry \"\(text)\" has no valid id")
-            }
-            vocabulary[text] = id
-            vocabularySize = max(vocabularySize, Int(id) + 1)
-        }
-
-        guard let mergesArray = model["merges"] as? [Any] else { throw fail("model has no \"merges\" array") }
-        var merges: [(String, String)] = []
-        merges.reserveCapacity(mergesArray.count)
-        for (rank, entry) in mergesArray.enumerated() {
-            if let line = entry as? String {
-                let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-                guard parts.count == 2 else { throw fail("merge \(rank) \"\(line)\" is not two tokens") }
-                merges.append((String(parts[0]), String(parts[1])))
-            } else if let pair = entry as? [Any], pair.count == 2, let left = pair[0] as? String,
-                let right = pair[1] as? String
-            {
-                merges.append((left, right))
-            } else {
-                throw fail("merge \(rank) is neither \"a b\" nor [\"a\", \"b\"]")
-            }
-        }
-
-        var addedTokens: [AddedToken] = []
-        for (index, entry) in ((root["added_tokens"] as? [Any]) ?? []).enumerated() {
-            guard let object = entry as? [String: Any], let content = object["content"] as? String,
-                let integer = Self.jsonInteger(object["id"]), let id = Int32(exactly: integer), id >= 0
-            else { throw fail("added_tokens[\(index)] lacks a content string or an id") }
-            let isSpecial = (object["special"] as? Bool) ?? false
-            addedTokens.append(
-                AddedToken(
-                    content: content, id: id, isSpecial: isSpecial,
-                    stripsWhitespaceBefore: (object["lstrip"] as? Bool) ?? false,
-                    stripsWhitespaceAfter: (object["rstrip"] as? Bool) ?? false,
-                    matchesSingleWordOnly: (object["single_word"] as? Bool) ?? false,
-                    // HF's AddedToken default: special tokens are not normalised, others are.
-                    isNormalized: (object["normalized"] as? Bool) ?? !isSpecial))
-            vocabularySize = max(vocabularySize, Int(id) + 1)
-        }
-
-        func idOf(_ text: String) -> Int32? {
-            addedTokens.first { $0.content == text }?.id ?? vocabulary[text]
-        }
-        var configuration: [String: Any] = [:]
-        if let tokenizerConfigJSON {
-            guard let object = try? JSONSerialization.jsonObject(with: tokenizerConfigJSON) as? [String: Any] else {
-                throw KnowTuneError.badFormat(path: "tokenizer_config.json", reason: "not a JSON object")
-            }
-            configuration = object
-        }
-        /// `tokenizer_config.json` names a token either as a string or as an AddedToken object with "content".
-        func configuredId(_ key: String) throws -> Int32? {
-            guard let value = configuration[key], !(value is NSNull) else { return nil }
-            let text = (value as? String) ?? ((value as? [String: Any])?["content"] as? String)
-            guard let text else { return nil }
-            guard let id = idOf(text) else {
-                throw KnowTuneError.badFormat(
-                    path: "tokenizer_config.json", reason: "\(key) \"\(text)\" is not in the vocabulary")
-            }
-            return id
-        }
-        guard let eos = try eosTokenId ?? configuredId("eos_token") else {
-            throw KnowTuneError.invalidConfiguration(
-                "\(source) names no EOS token: pass eosTokenId or put tokenizer_config.json with eos_token beside it")
-        }
-        let unknownTokenName = model["unk_token"] as? String
-        var unknownTokenId: Int32?
-        if let unknownTokenName {
-            guard let id = idOf(unknownTokenName) else {
-                throw fail("unk_token \"\(unknownTokenName)\" is not in the vocabulary")
-            }
-            unknownTokenId = id
-        }
+        let document = try TokenizerJSONDocument(tokenizerJSON: tokenizerJSON, tokenizerConfigJSON: tokenizerConfigJSON, source: source)
+        try Self.checkNormalizer(document.root["normalizer"])
+        let preTokenizer = try Self.preTokenizer(from: document.root["pre_tokenizer"])
+        // Added tokens may lie past the model's vocabulary (HF `len(tokenizer)` counts them).
+        let vocabularySize = document.addedTokens.reduce(document.vocabularySize) { max($0, Int($1.id) + 1) }
+        let model = document.model
         try self.init(
-            vocabulary: vocabulary, vocabularySize: vocabularySize, merges: merges, addedTokens: addedTokens,
+            vocabulary: document.vocabulary, vocabularySize: vocabularySize, merges: document.merges, addedTokens: document.addedTokens,
             preTokenizer: preTokenizer,
             unknownByteHandling: UnknownByteHandling(
-                usesByteFallback: (model["byte_fallback"] as? Bool) ?? false, unknownTokenId: unknownTokenId,
+                usesByteFallback: (model["byte_fallback"] as? Bool) ?? false, unknownTokenId: try document.unknownTokenId(),
                 fusesUnknownBytes: (model["fuse_unk"] as? Bool) ?? false),
-            ignoresMerges: (model["ignore_merges"] as? Bool) ?? false, eosTokenId: eos,
-            bosTokenId: try bosTokenId ?? configuredId("bos_token"),
-            padTokenId: try padTokenId ?? configuredId("pad_token"),
+            ignoresMerges: (model["ignore_merges"] as? Bool) ?? false, eosTokenId: try document.eosTokenId(given: eosTokenId),
+            bosTokenId: try bosTokenId ?? document.configuredId("bos_token"),
+            padTokenId: try padTokenId ?? document.configuredId("pad_token"),
             source: source)
     }
 
@@ -701,18 +589,6 @@ extension ByteLevelBPETokenizer {
         let description = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
             .map { String(decoding: $0, as: UTF8.self) } ?? type
         throw KnowTuneError.unsupported(what: "tokenizer.json pre_tokenizer \(description)", supported: supported)
-    }
-
-    private static func jsonInteger(_ value: Any?) -> Int? {
-        if let integer = value as? Int { return integer }
-        if let number = value as? NSNumber { return Int(exactly: number.doubleValue) }
-        return nil
-    }
-
-    private static func jsonDouble(_ value: Any?) -> Double? {
-        if let double = value as? Double { return double }
-        if let number = value as? NSNumber { return number.doubleValue }
-        return nil
     }
 }
 

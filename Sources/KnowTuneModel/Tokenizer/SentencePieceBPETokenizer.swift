@@ -431,17 +431,9 @@ extension SentencePieceBPETokenizer {
     public static func load(
         tokenizerJSONPath path: String, eosTokenId: Int32? = nil, bosTokenId: Int32? = nil, padTokenId: Int32? = nil
     ) throws -> SentencePieceBPETokenizer {
-        let url = URL(fileURLWithPath: path)
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw KnowTuneError.fileUnreadable(path: path, reason: error.localizedDescription)
-        }
-        let configurationURL = url.deletingLastPathComponent().appendingPathComponent("tokenizer_config.json")
-        let configuration = try? Data(contentsOf: configurationURL)
+        let files = try TokenizerJSONDocument.readFiles(tokenizerJSONPath: path)
         return try SentencePieceBPETokenizer(
-            tokenizerJSON: data, tokenizerConfigJSON: configuration, eosTokenId: eosTokenId, bosTokenId: bosTokenId,
+            tokenizerJSON: files.tokenizer, tokenizerConfigJSON: files.configuration, eosTokenId: eosTokenId, bosTokenId: bosTokenId,
             padTokenId: padTokenId, source: path)
     }
 
@@ -453,123 +445,21 @@ extension SentencePieceBPETokenizer {
         tokenizerJSON: Data, tokenizerConfigJSON: Data? = nil, eosTokenId: Int32? = nil, bosTokenId: Int32? = nil,
         padTokenId: Int32? = nil, source: String = "tokenizer.json"
     ) throws {
-        func fail(_ reason: String) -> KnowTuneError { .badFormat(path: source, reason: reason) }
-        let root: [String: Any]
-        do {
-            guard let object = try JSONSerialization.jsonObject(with: tokenizerJSON) as? [String: Any] else {
-                throw fail("the top level is not a JSON object")
-            }
-            root = object
-        } catch let error as KnowTuneError {
-            throw error
-        } catch {
-            throw fail("not valid JSON: \(error.localizedDescription)")
-        }
-        guard let model = root["model"] as? [String: Any] else { throw fail("no \"model\" object") }
-        let modelType = (model["type"] as? String) ?? "BPE"
-        guard modelType == "BPE" else {
-            throw KnowTuneError.unsupported(what: "tokenizer.json model type \"\(modelType)\" in \(source)", supported: "BPE")
-        }
-        for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
-            if let affix = model[key] as? String, !affix.isEmpty {
-                throw KnowTuneError.unsupported(what: "tokenizer.json BPE \(key) \"\(affix)\"", supported: "none")
-            }
-        }
-        if let dropout = (model["dropout"] as? NSNumber)?.doubleValue, dropout > 0 {
-            throw KnowTuneError.unsupported(what: "BPE dropout \(dropout)", supported: "no dropout (deterministic)")
-        }
-        if (model["ignore_merges"] as? Bool) == true {
+        let document = try TokenizerJSONDocument(tokenizerJSON: tokenizerJSON, tokenizerConfigJSON: tokenizerConfigJSON, source: source)
+        if (document.model["ignore_merges"] as? Bool) == true {
             throw KnowTuneError.unsupported(what: "BPE ignore_merges in a SentencePiece tokenizer", supported: "false")
         }
         let dummyPrefix = try Self.dummyPrefix(
-            normalizer: root["normalizer"], preTokenizer: root["pre_tokenizer"], source: source)
-        let decodeStripsLeadingSpace = try Self.decoderStripsLeadingSpace(root["decoder"], source: source)
-
-        guard let vocabularyObject = model["vocab"] as? [String: Any] else {
-            throw fail("model has no \"vocab\" object")
-        }
-        var idOfText: [String: Int32] = [:]
-        var vocabularySize = 0
-        for (text, value) in vocabularyObject {
-            guard let number = value as? NSNumber, let id = Int32(exactly: number.doubleValue), id >= 0 else {
-                throw fail("vocabulary entry \"\(text)\" has no valid id")
-            }
-            idOfText[text] = id
-            vocabularySize = max(vocabularySize, Int(id) + 1)
-        }
-        var tokens = [String?](repeating: nil, count: vocabularySize)
-        for (text, id) in idOfText { tokens[Int(id)] = text }
-
-        guard let mergesArray = model["merges"] as? [Any] else { throw fail("model has no \"merges\" array") }
-        var merges: [(String, String)] = []
-        merges.reserveCapacity(mergesArray.count)
-        for (rank, entry) in mergesArray.enumerated() {
-            if let line = entry as? String {
-                // SentencePiece pieces hold no spaces ("▁" stands for them), so one space separates the halves.
-                let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-                guard parts.count == 2 else { throw fail("merge \(rank) \"\(line)\" is not two tokens") }
-                merges.append((String(parts[0]), String(parts[1])))
-            } else if let pair = entry as? [Any], pair.count == 2, let left = pair[0] as? String,
-                let right = pair[1] as? String
-            {
-                merges.append((left, right))
-            } else {
-                throw fail("merge \(rank) is neither \"a b\" nor [\"a\", \"b\"]")
-            }
-        }
-
-        var addedTokens: [AddedToken] = []
-        for (index, entry) in ((root["added_tokens"] as? [Any]) ?? []).enumerated() {
-            guard let object = entry as? [String: Any], let content = object["content"] as? String,
-                let number = object["id"] as? NSNumber, let id = Int32(exactly: number.doubleValue), id >= 0
-            else { throw fail("added_tokens[\(index)] lacks a content string or an id") }
-            let isSpecial = (object["special"] as? Bool) ?? false
-            addedTokens.append(
-                AddedToken(
-                    content: content, id: id, isSpecial: isSpecial,
-                    stripsWhitespaceBefore: (object["lstrip"] as? Bool) ?? false,
-                    stripsWhitespaceAfter: (object["rstrip"] as? Bool) ?? false,
-                    matchesSingleWordOnly: (object["single_word"] as? Bool) ?? false,
-                    // HF's AddedToken default: special tokens are not normalised, others are.
-                    isNormalized: (object["normalized"] as? Bool) ?? !isSpecial))
-        }
-
-        func idOf(_ text: String) -> Int32? {
-            addedTokens.first { $0.content == text }?.id ?? idOfText[text]
-        }
-        var configuration: [String: Any] = [:]
-        if let tokenizerConfigJSON {
-            guard let object = try? JSONSerialization.jsonObject(with: tokenizerConfigJSON) as? [String: Any] else {
-                throw KnowTuneError.badFormat(path: "tokenizer_config.json", reason: "not a JSON object")
-            }
-            configuration = object
-        }
-        /// `tokenizer_config.json` names a token either as a string or as an AddedToken object with "content".
-        func configuredId(_ key: String) throws -> Int32? {
-            guard let value = configuration[key], !(value is NSNull) else { return nil }
-            guard let text = (value as? String) ?? ((value as? [String: Any])?["content"] as? String) else {
-                return nil
-            }
-            guard let id = idOf(text) else {
-                throw KnowTuneError.badFormat(
-                    path: "tokenizer_config.json", reason: "\(key) \"\(text)\" is not in the vocabulary")
-            }
-            return id
-        }
-        guard let eos = try eosTokenId ?? configuredId("eos_token") else {
-            throw KnowTuneError.invalidConfiguration(
-                "\(source) names no EOS token: pass eosTokenId or put tokenizer_config.json with eos_token beside it")
-        }
-        var unknownTokenId: Int32?
-        if let name = model["unk_token"] as? String {
-            guard let id = idOf(name) else { throw fail("unk_token \"\(name)\" is not in the vocabulary") }
-            unknownTokenId = id
-        }
+            normalizer: document.root["normalizer"], preTokenizer: document.root["pre_tokenizer"], source: source)
+        let decodeStripsLeadingSpace = try Self.decoderStripsLeadingSpace(document.root["decoder"], source: source)
+        var tokens = [String?](repeating: nil, count: document.vocabularySize)
+        for (text, id) in document.vocabulary { tokens[Int(id)] = text }
         try self.init(
-            tokens: tokens, mergeOrder: .ranks(merges), addedTokens: addedTokens, dummyPrefix: dummyPrefix,
-            decodeStripsLeadingSpace: decodeStripsLeadingSpace, unknownTokenId: unknownTokenId, eosTokenId: eos,
-            bosTokenId: try bosTokenId ?? configuredId("bos_token"),
-            padTokenId: try padTokenId ?? configuredId("pad_token"), source: source)
+            tokens: tokens, mergeOrder: .ranks(document.merges), addedTokens: document.addedTokens, dummyPrefix: dummyPrefix,
+            decodeStripsLeadingSpace: decodeStripsLeadingSpace, unknownTokenId: try document.unknownTokenId(),
+            eosTokenId: try document.eosTokenId(given: eosTokenId),
+            bosTokenId: try bosTokenId ?? document.configuredId("bos_token"),
+            padTokenId: try padTokenId ?? document.configuredId("pad_token"), source: source)
     }
 
     /// Whether a tokenizer.json is of this kind: a BPE model over "▁" pieces (Metaspace pre-tokenizer, a normalizer
