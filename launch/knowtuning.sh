@@ -4,7 +4,7 @@
 #   SFT baseline → build KA (rules teacher, perplexity with the base model) → KA-SFT on original + KA pairs
 #   → build KC (three disturbed answers per question) → KC-DPO continuing the KA adapter (reference: base model)
 #   → predict on dolly_test with the SFT and the KnowTuning adapters → out/knowtuning/results.md
-# Size knobs (environment): SAMPLES (training records, default 200), KC_SAMPLES (questions for KC, default 48),
+# Size knobs (environment): SAMPLES (training records, default 200), KC_SAMPLES (questions for KC, default 32),
 # PREDICT_SAMPLES (default 20), MAX_NEW_TOKENS (default 128), EPOCHS (default 1), RANKS (default 2),
 # TEST_SETS (default dolly_test; e.g. "dolly_test medquad_test nq_test eli5_test"), TEACHER (default rules).
 # --full (or FULL=1) uses the release scripts' hyper-parameters on all of dolly_train (hours here; see README).
@@ -30,7 +30,7 @@ if [ "${FULL:-0}" = 1 ]; then
     samples=4000; kc_samples=4000; predict_samples=200; max_new=512; epochs=3
     sft_batch=32; sft_lr=1e-4; dpo_batch=16
 else
-    samples="${SAMPLES:-200}"; kc_samples="${KC_SAMPLES:-48}"; predict_samples="${PREDICT_SAMPLES:-20}"
+    samples="${SAMPLES:-200}"; kc_samples="${KC_SAMPLES:-32}"; predict_samples="${PREDICT_SAMPLES:-20}"
     max_new="${MAX_NEW_TOKENS:-128}"; epochs="${EPOCHS:-1}"; sft_batch=16; sft_lr=1e-4; dpo_batch=8
 fi
 teacher="${TEACHER:-rules}"
@@ -98,8 +98,9 @@ losses = []
 for stage in ("sft", "ka", "kc"):
     try:
         r = json.load(open(f"{out}/{stage}/train_results.json"))
-        losses.append(f"{stage}: train_loss {r['train_loss']:.4f}, {r.get('train_tokens_per_second', 0):.0f} tok/s, "
-                      f"{r.get('train_runtime', 0):.0f} s")
+        speed = (f"{r['train_pairs_per_second']:.2f} pairs/s, reference {r.get('reference_runtime', 0):.0f} s"
+                 if "train_pairs_per_second" in r else f"{r.get('train_tokens_per_second', 0):.0f} tok/s")
+        losses.append(f"{stage}: train_loss {r['train_loss']:.4f}, {speed}, {r.get('train_runtime', 0):.0f} s")
     except FileNotFoundError:
         pass
 text = "\n".join(rows) + "\n\n" + "; ".join(losses) + "\n"
