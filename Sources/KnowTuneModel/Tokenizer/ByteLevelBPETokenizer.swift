@@ -271,7 +271,7 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
                     path: source,
                     reason: "merge \(rank) \"\(left) \(right)\" uses or makes a token not in the vocabulary")
             }
-            mergeOfPair[Self.pairKey(leftId, rightId)] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: mergedId))
+            mergeOfPair[BPEMerge.pairKey(leftId, rightId)] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: mergedId))
         }
 
         var idOfByte = [Int32](repeating: -1, count: 256)
@@ -384,10 +384,6 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
 
     // MARK: - BPE
 
-    private static func pairKey(_ left: Int32, _ right: Int32) -> UInt64 {
-        UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
-    }
-
     private func appendIds(ofPiece piece: UnsafeBufferPointer<UInt8>, to ids: inout [Int32]) {
         let isCacheable = piece.count <= Self.longestCachedPiece
         let key = isCacheable ? Array(piece) : []
@@ -450,7 +446,7 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
     func mergeByScanning(_ symbols: inout [Int32]) {
         var merges = [UInt64](repeating: .max, count: symbols.count - 1)
         for index in merges.indices {
-            merges[index] = mergeOfPair[Self.pairKey(symbols[index], symbols[index + 1])] ?? .max
+            merges[index] = mergeOfPair[BPEMerge.pairKey(symbols[index], symbols[index + 1])] ?? .max
         }
         while true {
             var best = UInt64.max
@@ -465,55 +461,18 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
             merges.remove(at: bestIndex)
             if bestIndex > 0 {
                 merges[bestIndex - 1] =
-                    mergeOfPair[Self.pairKey(symbols[bestIndex - 1], symbols[bestIndex])] ?? .max
+                    mergeOfPair[BPEMerge.pairKey(symbols[bestIndex - 1], symbols[bestIndex])] ?? .max
             }
             if bestIndex < merges.count {
-                merges[bestIndex] = mergeOfPair[Self.pairKey(symbols[bestIndex], symbols[bestIndex + 1])] ?? .max
+                merges[bestIndex] = mergeOfPair[BPEMerge.pairKey(symbols[bestIndex], symbols[bestIndex + 1])] ?? .max
             }
         }
     }
 
     /// The same merge order as `mergeByScanning`, in O(n log n) for long words (a run of thousands of letters
-    /// or symbols), following HF's `Word::merge_all`: a heap of (merge, position) over a linked list of symbols,
-    /// where an entry is stale once its pair no longer has the merge it was queued with.
+    /// or symbols): the heap merge both BPE tokenizers share.
     func mergeWithHeap(_ symbols: inout [Int32]) {
-        let count = symbols.count
-        var next = Array(1...count)
-        next[count - 1] = -1
-        var previous = Array(-1..<(count - 1))
-        var isRemoved = [Bool](repeating: false, count: count)
-        var queue = MergeQueue()
-        for position in 0..<(count - 1) {
-            if let merge = mergeOfPair[Self.pairKey(symbols[position], symbols[position + 1])] {
-                queue.push(merge: merge, position: position)
-            }
-        }
-        while let (merge, position) = queue.pop() {
-            let right = next[position]
-            guard !isRemoved[position], right >= 0,
-                mergeOfPair[Self.pairKey(symbols[position], symbols[right])] == merge
-            else { continue }
-            symbols[position] = Int32(bitPattern: UInt32(truncatingIfNeeded: merge))
-            isRemoved[right] = true
-            let afterRight = next[right]
-            next[position] = afterRight
-            if afterRight >= 0 { previous[afterRight] = position }
-            let before = previous[position]
-            if before >= 0, let newMerge = mergeOfPair[Self.pairKey(symbols[before], symbols[position])] {
-                queue.push(merge: newMerge, position: before)
-            }
-            if afterRight >= 0, let newMerge = mergeOfPair[Self.pairKey(symbols[position], symbols[afterRight])] {
-                queue.push(merge: newMerge, position: position)
-            }
-        }
-        // Position 0 is never the right half of a merge, so the surviving list starts there.
-        var merged: [Int32] = []
-        var position = 0
-        while position >= 0 {
-            merged.append(symbols[position])
-            position = next[position]
-        }
-        symbols = merged
+        BPEMerge.mergeWithHeap(&symbols, mergeOfPair: mergeOfPair)
     }
 }
 
@@ -589,55 +548,6 @@ extension ByteLevelBPETokenizer {
         let description = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
             .map { String(decoding: $0, as: UTF8.self) } ?? type
         throw KnowTuneError.unsupported(what: "tokenizer.json pre_tokenizer \(description)", supported: supported)
-    }
-}
-
-// MARK: - Merge queue
-
-/// A binary min-heap of (merge value, position): lowest rank first, then leftmost.
-private struct MergeQueue {
-    private var merges: [UInt64] = []
-    private var positions: [Int] = []
-
-    private func isBefore(_ first: Int, _ second: Int) -> Bool {
-        merges[first] != merges[second] ? merges[first] < merges[second] : positions[first] < positions[second]
-    }
-
-    private mutating func swapAt(_ first: Int, _ second: Int) {
-        merges.swapAt(first, second)
-        positions.swapAt(first, second)
-    }
-
-    mutating func push(merge: UInt64, position: Int) {
-        merges.append(merge)
-        positions.append(position)
-        var child = merges.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard isBefore(child, parent) else { break }
-            swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func pop() -> (UInt64, Int)? {
-        guard let firstMerge = merges.first, let firstPosition = positions.first else { return nil }
-        let last = merges.count - 1
-        swapAt(0, last)
-        merges.removeLast()
-        positions.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < merges.count, isBefore(left, smallest) { smallest = left }
-            if right < merges.count, isBefore(right, smallest) { smallest = right }
-            guard smallest != parent else { break }
-            swapAt(parent, smallest)
-            parent = smallest
-        }
-        return (firstMerge, firstPosition)
     }
 }
 

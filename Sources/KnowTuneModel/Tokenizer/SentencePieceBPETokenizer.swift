@@ -108,7 +108,7 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
                         reason: "merge \(rank) \"\(left) \(right)\" uses or makes a token not in the vocabulary")
                 }
                 // A repeated pair keeps its later rank, as in HF's merge map.
-                mergeOfPair[Self.pairKey(leftId, rightId)] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: mergedId))
+                mergeOfPair[BPEMerge.pairKey(leftId, rightId)] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: mergedId))
             }
         case let .scores(scores, mergeable):
             guard scores.count == tokens.count, mergeable.count == tokens.count else {
@@ -125,7 +125,7 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
                     let left = String(text.unicodeScalars[..<split])
                     let right = String(text.unicodeScalars[split...])
                     if let leftId = idOfText[left], let rightId = idOfText[right] {
-                        mergeOfPair[Self.pairKey(leftId, rightId)] = rank << 32 | UInt64(UInt32(index))
+                        mergeOfPair[BPEMerge.pairKey(leftId, rightId)] = rank << 32 | UInt64(UInt32(index))
                     }
                     split = text.unicodeScalars.index(after: split)
                 }
@@ -351,10 +351,6 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
 
     // MARK: - BPE
 
-    private static func pairKey(_ left: Int32, _ right: Int32) -> UInt64 {
-        UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
-    }
-
     /// The ids of one BPE word (HF `BPE::merge_word` + `Word::merge_all`; llama.cpp's `llm_tokenizer_spm` with scores).
     private func appendIds(ofWord word: [UInt8], to ids: inout [Int32]) {
         var symbols: [Int32] = []
@@ -378,48 +374,8 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
             if !previousWasUnknown { symbols.append(unknownTokenId) }
             previousWasUnknown = true
         }
-        if symbols.count > 1 { merge(&symbols) }
+        BPEMerge.mergeWithHeap(&symbols, mergeOfPair: mergeOfPair)
         ids += symbols
-    }
-
-    /// Merges the pair with the best (lowest) rank, leftmost on ties, until no pair has a merge: a heap of
-    /// `rank << 32 | position` over a linked list of symbols, where an entry is stale once its pair no longer has
-    /// that rank. A merged symbol keeps its left position, as in HF's `Word` and llama.cpp's symbol list.
-    private func merge(_ symbols: inout [Int32]) {
-        let count = symbols.count
-        var next = Array(1...count)
-        next[count - 1] = -1
-        var previous = Array(-1..<(count - 1))
-        var isRemoved = [Bool](repeating: false, count: count)
-        var queue = MinHeap()
-        func enqueue(_ position: Int, _ right: Int) {
-            if let merge = mergeOfPair[Self.pairKey(symbols[position], symbols[right])] {
-                queue.push((merge >> 32) << 32 | UInt64(position))
-            }
-        }
-        for position in 0..<(count - 1) { enqueue(position, position + 1) }
-        while let entry = queue.pop() {
-            let position = Int(entry & 0xFFFF_FFFF)
-            let right = next[position]
-            guard !isRemoved[position], right >= 0,
-                let merge = mergeOfPair[Self.pairKey(symbols[position], symbols[right])], merge >> 32 == entry >> 32
-            else { continue }
-            symbols[position] = Int32(bitPattern: UInt32(truncatingIfNeeded: merge))
-            isRemoved[right] = true
-            let afterRight = next[right]
-            next[position] = afterRight
-            if afterRight >= 0 { previous[afterRight] = position }
-            if previous[position] >= 0 { enqueue(previous[position], position) }
-            if afterRight >= 0 { enqueue(position, afterRight) }
-        }
-        // Position 0 is never the right half of a merge, so the surviving list starts there.
-        var merged: [Int32] = []
-        var position = 0
-        while position >= 0 {
-            merged.append(symbols[position])
-            position = next[position]
-        }
-        symbols = merged
     }
 }
 
@@ -532,42 +488,5 @@ extension SentencePieceBPETokenizer {
                 supported: "Sequence[Replace(\"▁\", \" \"), ByteFallback, Fuse] optionally followed by Strip(\" \", 1, 0)")
         }
         return strips
-    }
-}
-
-// MARK: - Heap
-
-/// A binary min-heap of merge entries (`rank << 32 | position`).
-private struct MinHeap {
-    private var entries: [UInt64] = []
-
-    mutating func push(_ entry: UInt64) {
-        entries.append(entry)
-        var child = entries.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard entries[child] < entries[parent] else { break }
-            entries.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func pop() -> UInt64? {
-        guard let first = entries.first else { return nil }
-        let last = entries.removeLast()
-        guard !entries.isEmpty else { return first }
-        entries[0] = last
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < entries.count, entries[left] < entries[smallest] { smallest = left }
-            if right < entries.count, entries[right] < entries[smallest] { smallest = right }
-            guard smallest != parent else { break }
-            entries.swapAt(parent, smallest)
-            parent = smallest
-        }
-        return first
     }
 }
