@@ -9,11 +9,7 @@ import XCTest
 @testable import KnowTuneModel
 
 enum KnowledgeFixtures {
-    static let root: String = {
-        let path = NSTemporaryDirectory() + "knowtune-knowledge-tests-\(getpid())"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }()
+    static let root = TestPaths.scratchFolder("knowledge-tests")
 
     /// The answer of the paper's Fig. 2, and more records with distinct, editable facts.
     static let records: [[String: String]] = [

@@ -1,7 +1,6 @@
-// Implements the inputs and checks of the launch tests: a tiny random LLaMA with SmolLM2's tokenizer and a small
-// dolly set (built as Tests/KnowTuneTrainingTests/TrainingTestSupport.swift builds its own; test targets cannot share
-// files), the arguments of the short SFT every launcher runs, the reference adapter of plain `mpirun -np 2`, and
-// adapter comparison; does not start launchers (LaunchLab and the tests do).
+// Implements the inputs and checks of the launch tests: the shared tiny model and dolly set in this target's folder,
+// the arguments of the short SFT every launcher runs, the environment of a Slurm job, and the reference adapter of
+// plain `mpirun -np 2`; does not start launchers (LaunchLab and the tests do).
 import Foundation
 import KnowTuneModel
 import KnowTuneTensor
@@ -10,11 +9,7 @@ import XCTest
 
 enum LaunchFixtures {
     /// Every file the ranks read or write lives here: one machine, one file system, whichever launcher or namespace.
-    static let root: String = {
-        let path = NSTemporaryDirectory() + "knowtune-launch-tests-\(getpid())"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }()
+    static let root = TestPaths.scratchFolder("launch-tests")
 
     private static let lock = NSLock()
     private static var cachedData: String?
@@ -42,11 +37,7 @@ enum LaunchFixtures {
     }
 
     /// A fresh, empty output folder path.
-    static func outputDirectory(_ name: String) -> String {
-        let path = root + "/out-\(name)"
-        try? FileManager.default.removeItem(atPath: path)
-        return path
-    }
+    static func outputDirectory(_ name: String) -> String { TestPaths.freshOutputFolder(name, in: root) }
 
     /// The short SFT every launcher runs: 40 training records, global batch 8 (2 ranks × 4), 5 steps, evaluation and a
     /// checkpoint every 2 steps. Without a per-rank batch: launch scripts take the global one (`--global-batch 8`,

@@ -1,4 +1,5 @@
-// Implements the locations tests read: the repository, shared/golden and the fetched model; does not download.
+// Implements the locations tests read and write: the repository, shared/golden, the fetched model, and per-process
+// scratch folders; does not download.
 import Foundation
 import XCTest
 
@@ -19,6 +20,20 @@ public enum TestPaths {
     public static var smolLM2: String {
         if let override = ProcessInfo.processInfo.environment["KNOWTUNE_MODEL"] { return override }
         return repositoryRoot.appendingPathComponent("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf").path
+    }
+
+    /// `$TMPDIR/knowtune-<label>-<pid>`, created: one test process's files, apart from other processes'.
+    public static func scratchFolder(_ label: String) -> String {
+        let path = NSTemporaryDirectory() + "knowtune-\(label)-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// `folder/out-<name>`, emptied: where one run writes its output.
+    public static func freshOutputFolder(_ name: String, in folder: String) -> String {
+        let path = folder + "/out-\(name)"
+        try? FileManager.default.removeItem(atPath: path)
+        return path
     }
 
     public struct MissingFixture: Error, CustomStringConvertible {

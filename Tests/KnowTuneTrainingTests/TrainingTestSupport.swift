@@ -7,11 +7,7 @@ import XCTest
 @testable import KnowTuneModel
 
 enum TrainingFixtures {
-    static let root: String = {
-        let path = NSTemporaryDirectory() + "knowtune-training-tests-\(getpid())"
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }()
+    static let root = TestPaths.scratchFolder("training-tests")
 
     private static let lock = NSLock()
     private static var cachedData: String?
@@ -40,11 +36,7 @@ enum TrainingFixtures {
     }
 
     /// Fresh, empty output folder.
-    static func outputDirectory(_ name: String) -> String {
-        let path = root + "/out-\(name)"
-        try? FileManager.default.removeItem(atPath: path)
-        return path
-    }
+    static func outputDirectory(_ name: String) -> String { TestPaths.freshOutputFolder(name, in: root) }
 
     /// The common flags of a small SFT run.
     static func trainArguments(output: String, extra: [String] = []) throws -> [String] {
