@@ -186,23 +186,31 @@ static int kt_fallback_tile_rows(int in, int out) {
 static int kt_fallback_run(const kt_bf16_problem *problem) {
     const int rows = problem->rows, depth = problem->depth, in = problem->in, out = problem->out;
     const int tile = kt_fallback_tile_rows(in, out);
-    const size_t roundedBytes = kt_align64((size_t)rows * depth * sizeof(float));
+    const size_t roundedBytes = problem->weightIsHalf ? 0 : kt_align64((size_t)rows * depth * sizeof(float));
     char *workspace = kt_workspace_reserve(roundedBytes + (size_t)tile * in * sizeof(float));
     if (!workspace) return 0;
     float *rounded = (float *)workspace, *weightTile = (float *)(workspace + roundedBytes);
     const size_t count = (size_t)rows * depth;
-    for (size_t i = 0; i < count; i++) rounded[i] = kt_bf16_float(kt_bf16_round(problem->activations[i]));
+    // bf16 products see bf16-rounded activations (autocast); f16 weights are a storage format only.
+    const float *activations = problem->activations;
+    if (!problem->weightIsHalf) {
+        for (size_t i = 0; i < count; i++) rounded[i] = kt_bf16_float(kt_bf16_round(problem->activations[i]));
+        activations = rounded;
+    }
     for (int o = 0; o < out; o += tile) {
         const int tileRows = out - o < tile ? out - o : tile;
-        kt_bf16_to_floats(weightTile, problem->weight + (size_t)o * in, (size_t)tileRows * in);
+        if (problem->weightIsHalf)
+            kt_f16_to_floats(weightTile, problem->weight + (size_t)o * in, (size_t)tileRows * in);
+        else
+            kt_bf16_to_floats(weightTile, problem->weight + (size_t)o * in, (size_t)tileRows * in);
         if (problem->weightTransposed) {
             // Y[:, o:o+tileRows] (+)= alpha · X · W[o:o+tileRows]ᵀ
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, tileRows, in, problem->alpha, rounded, in,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, tileRows, in, problem->alpha, activations, in,
                         weightTile, in, problem->accumulate ? 1.0f : 0.0f, problem->output + o, out);
         } else {
             // dX (+)= alpha · dY[:, o:o+tileRows] · W[o:o+tileRows]
             const float beta = (o == 0 && !problem->accumulate) ? 0.0f : 1.0f;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, tileRows, problem->alpha, rounded + o,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, tileRows, problem->alpha, activations + o,
                         out, weightTile, in, beta, problem->output, in);
         }
     }
@@ -248,6 +256,17 @@ void kt_bf16_linear(float *Y, const float *X, const uint16_t *W, int rows, int i
 void kt_bf16_linear_input_gradient(float *dX, const float *dY, const uint16_t *W, int rows, int in, int out,
                                    float alpha, int accumulate) {
     kt_bf16_linear_input_gradient_with(dX, dY, W, rows, in, out, alpha, accumulate, 0, KT_BF16_PATH_AUTOMATIC);
+}
+
+void kt_f16_linear(float *Y, const float *X, const uint16_t *W, int rows, int in, int out, float alpha, int accumulate) {
+    kt_bf16_problem problem = {Y, X, W, rows, in, out, in, out, 1, alpha, accumulate, 1};
+    kt_run(&problem, 0, KT_BF16_PATH_FALLBACK);
+}
+
+void kt_f16_linear_input_gradient(float *dX, const float *dY, const uint16_t *W, int rows, int in, int out, float alpha,
+                                  int accumulate) {
+    kt_bf16_problem problem = {dX, dY, W, rows, out, in, in, out, 0, alpha, accumulate, 1};
+    kt_run(&problem, 0, KT_BF16_PATH_FALLBACK);
 }
 
 void kt_bf16_from_floats(uint16_t *destination, const float *source, size_t count) {

@@ -22,6 +22,8 @@ typedef struct {
     int weightTransposed;
     float alpha;
     int accumulate;
+    // 1: `weight` holds IEEE binary16 bits and the activations are used unrounded (fallback path only).
+    int weightIsHalf;
 } kt_bf16_problem;
 
 // Register tile: KT_MR rows × KT_NR columns (KT_NR / 16 zmm vectors) of fp32 accumulators.
@@ -70,6 +72,10 @@ void kt_bf16_native_pack_activations(uint16_t *packed, const kt_bf16_problem *pr
 // block by block into `panel` (kt_panel_capacity() uint32, 64-byte aligned).
 void kt_bf16_native_columns(const kt_bf16_problem *problem, const uint16_t *packed, int columnBegin, int columnEnd,
                             uint32_t *panel);
+
+// binary16 → fp32 with F16C, and the rounding back (the caller checked the CPU; HalfConversion.c).
+void kt_f16c_to_floats(float *destination, const uint16_t *source, size_t count);
+void kt_f16c_from_floats(uint16_t *destination, const float *source, size_t count);
 
 // kt_bf16_from_floats with AVX-512 (the caller checked the CPU).
 void kt_bf16_native_from_floats(uint16_t *destination, const float *source, size_t count);

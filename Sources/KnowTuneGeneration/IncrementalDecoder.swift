@@ -49,6 +49,8 @@ public final class IncrementalDecoder {
     public init(weights: LlamaWeights, batchCapacity: Int, maxLength: Int, prefillChunk: Int = 256) {
         let c = weights.configuration
         precondition(prefillChunk > 0, "prefill chunk must be positive")
+        // Generation reads fp32 rows (RowProjection); a 16-bit base is a training option.
+        precondition(weights.precision == .fp32, "generation needs fp32 base weights")
         configuration = c
         self.weights = weights
         cache = KVCache(configuration: c, batchCapacity: batchCapacity, maxLength: maxLength)
@@ -167,7 +169,7 @@ public final class IncrementalDecoder {
         precondition(B <= rowCapacity, "\(B) rows exceed the decoder's \(rowCapacity)")
         for (row, token) in tokens.enumerated() {
             precondition(token >= 0 && Int(token) < c.vocabularySize, "token id \(token) outside the vocabulary")
-            (residual + row * C).update(from: weights.embedding + Int(token) * C, count: C)
+            weights.copyEmbeddingRow(Int(token), into: residual + row * C)
         }
         for segment in segments {
             for i in 0..<segment.count { positions[segment.row + i] = Int32(segment.firstPosition + i) }

@@ -37,6 +37,9 @@ public enum PredictWorkflow {
             if arguments.outputDir.isEmpty { throw KnowTuneError.invalidConfiguration("--output_dir is required") }
             try FileManager.default.createDirectory(atPath: arguments.outputDir, withIntermediateDirectories: true)
         }
+        if arguments.basePrecision != .fp32 {
+            logger.info("predict generates with the fp32 base; --base_dtype \(arguments.baseDtype) applies to training and evaluation")
+        }
         let model = try NodeSharedModel.load(arguments.modelNameOrPath, communicator: communicator, logger: logger)
         try Consensus.runAgreed(communicator: communicator, operation: "merge adapters") {
             // Merging writes private copies of the adapted projections' pages only.

@@ -1,7 +1,7 @@
-// Implements loading the frozen base once per node: local rank 0 dequantises the model into a flat fp32 file in a
-// cache folder keyed by the model's identity (path, sizes, modification times, configuration), every rank of the
-// node maps that file copy-on-write, so the base is resident once per node however many ranks share it; does not
-// decide what the ranks compute.
+// Implements loading the frozen base once per node: local rank 0 dequantises the model into a flat fp32 file (and,
+// for a 16-bit base, converts that into a flat bf16 / f16 file) in a cache folder keyed by the model's identity
+// (path, sizes, modification times, configuration), every rank of the node maps that file copy-on-write, so the
+// base is resident once per node however many ranks share it; does not decide what the ranks compute.
 import Foundation
 import KnowTuneDistributed
 import KnowTuneModel
@@ -37,29 +37,46 @@ public enum NodeSharedModel {
         return String(format: "%016llx", hash)
     }
 
-    /// Loads `path` for this rank. With `KNOWTUNE_SHARED_WEIGHTS=0` every rank dequantises its own copy.
-    public static func load(_ path: String, communicator: any Communicator, logger: RankLogger) throws -> LoadedModel {
+    /// Loads `path` for this rank with its frozen weights in `precision`. With `KNOWTUNE_SHARED_WEIGHTS=0` every rank
+    /// dequantises (and converts) its own copy.
+    public static func load(_ path: String, precision: BasePrecision = .fp32, communicator: any Communicator,
+                            logger: RankLogger) throws -> LoadedModel {
         if ProcessInfo.processInfo.environment["KNOWTUNE_SHARED_WEIGHTS"] == "0" {
-            return try Consensus.runAgreed(communicator: communicator, operation: "load model") { try ModelLoader.load(path) }
+            return try Consensus.runAgreed(communicator: communicator, operation: "load model") {
+                let model = try ModelLoader.load(path)
+                guard precision != .fp32 else { return model }
+                return LoadedModel(configuration: model.configuration,
+                                   weights: LlamaWeights(converting: model.weights, to: precision),
+                                   tokenizer: model.tokenizer, source: model.source, format: model.format + ", \(precision.rawValue)")
+            }
         }
         let description = try Consensus.runAgreed(communicator: communicator, operation: "describe model") { try ModelLoader.describe(path) }
         let flatPath = try Consensus.runAgreed(communicator: communicator, operation: "flat weights") { () -> String in
             let folder = cacheDirectory
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            let file = (folder as NSString).appendingPathComponent(try key(of: description) + ".f32")
+            let stem = (folder as NSString).appendingPathComponent(try key(of: description))
+            let fp32File = stem + ".f32"
+            let file = precision == .fp32 ? fp32File : stem + "." + precision.rawValue
             if communicator.localRank == 0, !FileManager.default.fileExists(atPath: file) {
                 let started = Date()
-                let model = try ModelLoader.load(path)
-                try model.weights.writeFlatFile(to: file)
-                logger.info(String(format: "cached the fp32 base of %@ at %@ (%.1fs)", path, file, Date().timeIntervalSince(started)))
+                if !FileManager.default.fileExists(atPath: fp32File) {
+                    try ModelLoader.load(path).weights.writeFlatFile(to: fp32File)
+                }
+                if precision != .fp32 {
+                    // From the mapped fp32 file in chunks: the fp32 weights are never held in private memory twice.
+                    try LlamaWeights(configuration: description.configuration, flatFile: fp32File)
+                        .writeFlatFile(to: file, precision: precision)
+                }
+                logger.info(String(format: "cached the %@ base of %@ at %@ (%.1fs)", precision.rawValue, path, file,
+                                   Date().timeIntervalSince(started)))
             }
             return file
         }
         // Every rank waits for its node's local rank 0 (the agreement above is that barrier), then maps the file.
         let weights = try Consensus.runAgreed(communicator: communicator, operation: "map weights") {
-            try LlamaWeights(configuration: description.configuration, flatFile: flatPath)
+            try LlamaWeights(configuration: description.configuration, flatFile: flatPath, precision: precision)
         }
         return LoadedModel(configuration: description.configuration, weights: weights, tokenizer: description.tokenizer,
-                           source: description.source, format: description.format + ", node-shared fp32")
+                           source: description.source, format: description.format + ", node-shared \(precision.rawValue)")
     }
 }

@@ -95,6 +95,7 @@ public enum TrainingArgumentParser {
         "max_new_tokens": .int(\.maxNewTokens),
         "repetition_penalty": .double(\.repetitionPenalty),
         "token_budget": .int(\.tokenBudget),
+        "base_dtype": .string(\.baseDtype),
         "collective_timeout": .double(\.collectiveTimeout),
         "log_all_ranks": .bool(\.logAllRanks),
         "bf16": .noEffect("bf16"), "fp16": .noEffect("fp16"), "overwrite_cache": .noEffect("overwrite_cache"),

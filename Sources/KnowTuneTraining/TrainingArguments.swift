@@ -81,10 +81,15 @@ public struct TrainingArguments: Codable, Equatable {
     // KnowTune's own.
     /// Most tokens one forward/backward holds (activation memory); larger batches run as micro-batches.
     public var tokenBudget = 1024
+    /// Storage of the frozen base weights in training: fp32, bf16 (bf16 products, as `--bf16` autocast on GPU) or f16.
+    public var baseDtype = "fp32"
     public var collectiveTimeout = 1800.0
     public var logAllRanks = false
 
     public init() {}
+
+    /// `--base_dtype` as a precision (fp32 until validated).
+    public var basePrecision: BasePrecision { BasePrecision(rawValue: baseDtype) ?? .fp32 }
 
     /// The LoRA configuration the CLI asks for (ignored when continuing an adapter, which keeps its own).
     public func loraConfiguration() throws -> LoRAConfiguration {
@@ -130,6 +135,9 @@ public struct TrainingArguments: Codable, Equatable {
         if !["no", "steps", "epoch"].contains(evaluationStrategy) { problems.append("--evaluation_strategy \(evaluationStrategy) is not supported (no, steps, epoch)") }
         if cutoffLength < 2 { problems.append("--cutoff_len must be ≥ 2") }
         if tokenBudget < 16 { problems.append("--token_budget must be ≥ 16") }
+        if BasePrecision(rawValue: baseDtype) == nil {
+            problems.append("--base_dtype \(baseDtype) is not supported (\(BasePrecision.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
         if maxSteps <= 0 && !(numTrainEpochs > 0) && doTrain { problems.append("--num_train_epochs must be positive (or give --max_steps)") }
         if loadBestModelAtEnd && evaluationStrategy == "no" { problems.append("--load_best_model_at_end needs --evaluation_strategy steps|epoch") }
         if loadBestModelAtEnd && valSize <= 1e-6 && doTrain { problems.append("--load_best_model_at_end needs a validation split (--val_size)") }

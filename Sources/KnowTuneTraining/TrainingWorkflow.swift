@@ -24,7 +24,8 @@ public enum TrainingWorkflow {
         let resumeFolder = try Consensus.runAgreed(communicator: communicator, operation: "output folder") {
             try prepareOutputFolder(arguments)
         }
-        let model = try NodeSharedModel.load(arguments.modelNameOrPath, communicator: communicator, logger: logger)
+        let model = try NodeSharedModel.load(arguments.modelNameOrPath, precision: arguments.basePrecision,
+                                             communicator: communicator, logger: logger)
         let lora = try Consensus.runAgreed(communicator: communicator, operation: "load adapter") { try makeAdapter(arguments, model: model) }
         let c = model.configuration
         logger.info("model \(model.source) [\(model.format)]: \(c.parameterCount) parameters; LoRA r=\(lora.layout.configuration.rank) "

@@ -57,6 +57,21 @@ void kt_bf16_from_floats(uint16_t *destination, const float *source, size_t coun
 // The floats that `count` bf16 values represent (exact).
 void kt_bf16_to_floats(float *destination, const uint16_t *source, size_t count);
 
+// IEEE binary16 (f16) weights, for a frozen base stored in half precision: W [out, in] f16 is converted tile by
+// tile to fp32 (exactly) and multiplied by cblas_sgemm with the fp32 activations as they are (no rounding), so
+// only the storage is 16-bit. Same shapes and accumulate rule as the bf16 products.
+void kt_f16_linear(float *Y, const float *X, const uint16_t *W, int rows, int in, int out, float alpha, int accumulate);
+void kt_f16_linear_input_gradient(float *dX, const float *dY, const uint16_t *W, int rows, int in, int out, float alpha,
+                                  int accumulate);
+
+// binary16 bits of `count` floats, rounded to nearest even (overflow to ±inf, as numpy's astype(float16)).
+void kt_f16_from_floats(uint16_t *destination, const float *source, size_t count);
+// The floats that `count` binary16 values represent (exact).
+void kt_f16_to_floats(float *destination, const uint16_t *source, size_t count);
+// The same two conversions without F16C, as they run on a CPU that lacks it (for tests on CPUs that have it).
+void kt_f16_portable_from_floats(uint16_t *destination, const float *source, size_t count);
+void kt_f16_portable_to_floats(float *destination, const uint16_t *source, size_t count);
+
 // Frees the calling thread's workspace (packed activations and weight panels, grown to the largest call so far).
 void kt_bf16_release_workspace(void);
 

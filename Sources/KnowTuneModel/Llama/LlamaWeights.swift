@@ -1,4 +1,4 @@
-// Implements the frozen base weights of a LLaMA decoder as one flat fp32 buffer with named views (HF layout:
+// Implements the frozen base weights of a LLaMA decoder as one flat buffer (fp32, bf16 or f16) with named views (HF layout:
 // each projection is [out, in] row-major); does not load files (the loaders fill it) or compute.
 import Foundation
 import KnowTuneTensor
@@ -81,56 +81,120 @@ public struct LlamaWeightLayout {
     }
 }
 
-/// Frozen fp32 base weights in one flat buffer, either allocated or a copy-on-write mapping of a flat weights file
-/// (so the ranks of a node share one resident copy). Nothing writes them after loading except adapter merges
-/// (`LoRAMerger`), which touch private copies of the merged pages only.
+/// Frozen base weights in one flat buffer of `precision` elements (`LlamaWeightLayout` order), either allocated or a
+/// copy-on-write mapping of a flat weights file (so the ranks of a node share one resident copy). Nothing writes
+/// them after loading except adapter merges (`LoRAMerger`), which touch private copies of the merged pages only.
+///
+/// The fp32 views (`storage`, `projection`, `embedding`, `lmHead`) exist for fp32 weights only (loaders, exporters);
+/// the passes read every precision through `frozenProjection`, `frozenLMHead`, `copyEmbeddingRow` and the norms,
+/// which are fp32 in every precision (16-bit ones are decoded once into a small private buffer).
 public final class LlamaWeights {
     public let configuration: LlamaConfiguration
     public let layout: LlamaWeightLayout
-    public let storage: UnsafeMutablePointer<Float>
-    /// The file behind `storage`, when mapped.
+    public let precision: BasePrecision
+    /// Start of the flat buffer: `layout.totalCount` elements of `precision`.
+    public let base: UnsafeMutableRawPointer
+    /// The file behind `base`, when mapped.
     public let mapping: MappedFile?
+    /// The norm weights as fp32 for 16-bit precisions: per layer attention then feed-forward, then the final norm.
+    private let decodedNorms: UnsafeMutablePointer<Float>?
 
-    public init(configuration: LlamaConfiguration) {
+    /// Zero-filled allocated weights.
+    public init(configuration: LlamaConfiguration, precision: BasePrecision = .fp32) {
         self.configuration = configuration
         layout = LlamaWeightLayout(configuration)
-        storage = .allocate(capacity: layout.totalCount)
-        storage.initialize(repeating: 0, count: layout.totalCount)
+        self.precision = precision
+        let byteCount = layout.totalCount * precision.bytesPerElement
+        base = .allocate(byteCount: byteCount, alignment: 64)
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
         mapping = nil
+        decodedNorms = nil
     }
 
-    /// Maps a flat weights file (fp32, `LlamaWeightLayout` order) copy-on-write.
-    public init(configuration: LlamaConfiguration, flatFile path: String) throws {
+    /// Maps a flat weights file (`precision` elements, `LlamaWeightLayout` order) copy-on-write.
+    public init(configuration: LlamaConfiguration, flatFile path: String, precision: BasePrecision = .fp32) throws {
         self.configuration = configuration
         layout = LlamaWeightLayout(configuration)
+        self.precision = precision
         let file = try MappedFile(path: path, copyOnWrite: true)
-        guard file.byteCount == layout.totalCount * MemoryLayout<Float>.size, let base = file.baseAddress else {
-            throw KnowTuneError.badFormat(path: path, reason: "flat weights file has \(file.byteCount) bytes, the model needs \(layout.totalCount * 4)")
+        let expected = layout.totalCount * precision.bytesPerElement
+        guard file.byteCount == expected, let address = file.baseAddress else {
+            throw KnowTuneError.badFormat(path: path, reason: "flat \(precision.rawValue) weights file has \(file.byteCount) bytes, the model needs \(expected)")
         }
-        storage = UnsafeMutableRawPointer(mutating: base).bindMemory(to: Float.self, capacity: layout.totalCount)
+        base = UnsafeMutableRawPointer(mutating: address)
         mapping = file
+        decodedNorms = Self.decodeNorms(base: base, layout: layout, precision: precision)
     }
 
-    deinit { if mapping == nil { storage.deallocate() } }
+    /// A copy of `source` (fp32) stored in `precision`.
+    public init(converting source: LlamaWeights, to precision: BasePrecision) {
+        precondition(source.precision == .fp32, "conversion starts from fp32 weights")
+        configuration = source.configuration
+        layout = source.layout
+        self.precision = precision
+        base = .allocate(byteCount: layout.totalCount * precision.bytesPerElement, alignment: 64)
+        precision.encode(source.storage, count: layout.totalCount, into: base)
+        mapping = nil
+        decodedNorms = Self.decodeNorms(base: base, layout: layout, precision: precision)
+    }
 
-    /// Writes the flat buffer to `path` (temporary file, fsync, rename), for other processes to map.
-    public func writeFlatFile(to path: String) throws {
+    deinit {
+        if mapping == nil { base.deallocate() }
+        decodedNorms?.deallocate()
+    }
+
+    private static func decodeNorms(base: UnsafeMutableRawPointer, layout: LlamaWeightLayout,
+                                    precision: BasePrecision) -> UnsafeMutablePointer<Float>? {
+        guard precision != .fp32 else { return nil }
+        let C = layout.configuration.hiddenSize
+        let norms = UnsafeMutablePointer<Float>.allocate(capacity: (2 * layout.configuration.layerCount + 1) * C)
+        let offsets = zip(layout.attentionNorm, layout.feedForwardNorm).flatMap { [$0, $1] } + [layout.finalNorm]
+        for (index, offset) in offsets.enumerated() {
+            precision.decode(base + offset * precision.bytesPerElement, count: C, into: norms + index * C)
+        }
+        return norms
+    }
+
+    /// Writes the flat buffer to `path` in `precision` (default: as stored; converting needs fp32 weights), through
+    /// a temporary file, fsync and rename, for other processes to map.
+    public func writeFlatFile(to path: String, precision target: BasePrecision? = nil) throws {
+        let target = target ?? precision
+        precondition(target == precision || precision == .fp32, "conversion starts from fp32 weights")
         let temporary = path + ".tmp-\(getpid())"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard descriptor >= 0 else {
             throw KnowTuneError.fileUnreadable(path: temporary, reason: "cannot create: \(String(cString: strerror(errno)))")
         }
-        var remaining = layout.totalCount * MemoryLayout<Float>.size
-        var cursor = UnsafeRawPointer(storage)
-        while remaining > 0 {
-            let written = write(descriptor, cursor, min(remaining, 1 << 30))
-            guard written > 0 else {
-                close(descriptor)
-                unlink(temporary)
-                throw KnowTuneError.fileUnreadable(path: temporary, reason: "cannot write: \(String(cString: strerror(errno)))")
+        func fail(_ what: String) -> Error {
+            let reason = String(cString: strerror(errno))
+            close(descriptor)
+            unlink(temporary)
+            return KnowTuneError.fileUnreadable(path: temporary, reason: "cannot \(what): \(reason)")
+        }
+        func writeAll(_ bytes: UnsafeRawPointer, _ count: Int) -> Bool {
+            var remaining = count, cursor = bytes
+            while remaining > 0 {
+                let written = write(descriptor, cursor, min(remaining, 1 << 30))
+                guard written > 0 else { return false }
+                remaining -= written
+                cursor += written
             }
-            remaining -= written
-            cursor += written
+            return true
+        }
+        if target == precision {
+            guard writeAll(base, layout.totalCount * precision.bytesPerElement) else { throw fail("write") }
+        } else {
+            // Converted in chunks, so a mapped fp32 source is read once and never held twice.
+            let chunk = 1 << 20
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk * target.bytesPerElement, alignment: 64)
+            defer { buffer.deallocate() }
+            var start = 0
+            while start < layout.totalCount {
+                let count = min(chunk, layout.totalCount - start)
+                target.encode(storage + start, count: count, into: buffer)
+                guard writeAll(buffer, count * target.bytesPerElement) else { throw fail("write") }
+                start += count
+            }
         }
         let synced = fsync(descriptor) == 0
         close(descriptor)
@@ -140,16 +204,51 @@ public final class LlamaWeights {
         }
     }
 
+    // MARK: - Views for every precision
+
+    /// Projection `kind` of `layer`, [out, in] row-major.
+    public func frozenProjection(_ layer: Int, _ kind: ProjectionKind) -> FrozenMatrix {
+        frozen(at: layout.projections[layer][kind.rawValue])
+    }
+
+    /// The head [V, C]; the embedding when tied.
+    public var frozenLMHead: FrozenMatrix { frozen(at: layout.lmHead) }
+
+    private func frozen(at offset: Int) -> FrozenMatrix {
+        FrozenMatrix(precision: precision, address: UnsafeRawPointer(base + offset * precision.bytesPerElement))
+    }
+
+    /// Writes token `token`'s embedding row (C floats) to `destination`.
+    @inline(__always)
+    public func copyEmbeddingRow(_ token: Int, into destination: UnsafeMutablePointer<Float>) {
+        let C = configuration.hiddenSize
+        precision.decode(base + (layout.embedding + token * C) * precision.bytesPerElement, count: C, into: destination)
+    }
+
+    /// [C]
+    public var finalNorm: UnsafeMutablePointer<Float> {
+        decodedNorms.map { $0 + 2 * configuration.layerCount * configuration.hiddenSize } ?? storage + layout.finalNorm
+    }
+    /// [C]
+    public func attentionNorm(_ layer: Int) -> UnsafeMutablePointer<Float> {
+        decodedNorms.map { $0 + 2 * layer * configuration.hiddenSize } ?? storage + layout.attentionNorm[layer]
+    }
+    /// [C]
+    public func feedForwardNorm(_ layer: Int) -> UnsafeMutablePointer<Float> {
+        decodedNorms.map { $0 + (2 * layer + 1) * configuration.hiddenSize } ?? storage + layout.feedForwardNorm[layer]
+    }
+
+    // MARK: - fp32 views (loading, merging, export)
+
+    /// The flat fp32 buffer.
+    public var storage: UnsafeMutablePointer<Float> {
+        precondition(precision == .fp32, "fp32 view of \(precision.rawValue) weights")
+        return base.assumingMemoryBound(to: Float.self)
+    }
     /// [V, C]
     public var embedding: UnsafeMutablePointer<Float> { storage + layout.embedding }
     /// [V, C]; the embedding when tied.
     public var lmHead: UnsafeMutablePointer<Float> { storage + layout.lmHead }
-    /// [C]
-    public var finalNorm: UnsafeMutablePointer<Float> { storage + layout.finalNorm }
-    /// [C]
-    public func attentionNorm(_ layer: Int) -> UnsafeMutablePointer<Float> { storage + layout.attentionNorm[layer] }
-    /// [C]
-    public func feedForwardNorm(_ layer: Int) -> UnsafeMutablePointer<Float> { storage + layout.feedForwardNorm[layer] }
     /// [out, in] row-major
     public func projection(_ layer: Int, _ kind: ProjectionKind) -> UnsafeMutablePointer<Float> {
         storage + layout.projections[layer][kind.rawValue]

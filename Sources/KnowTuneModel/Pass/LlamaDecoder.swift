@@ -1,6 +1,7 @@
 // Implements the LLaMA decoder's training-time forward pass and a backward pass that computes only the LoRA
 // gradients (frozen weights get none), over a PackedBatch with no padding, in fp32 with every large product
-// through sgemm; does not own activation memory (ActivationPlan) or do incremental decoding (generation).
+// through sgemm (FrozenLinear's bf16 / f16 products for a 16-bit base); does not own activation memory
+// (ActivationPlan) or do incremental decoding (generation).
 //
 // Semantics follow transformers `LlamaForCausalLM` + PEFT LoRA: pre-norm blocks, RMSNorm, RoPE (rotate_half),
 // grouped-query attention, SwiGLU MLP, y = W·x + s·B·(A·dropout(x)) on adapted projections, and a cross-entropy
@@ -36,8 +37,8 @@ public final class LlamaDecoder {
                          output: UnsafeMutablePointer<Float>, accumulate: Bool, rows: Int,
                          plan: ActivationPlan, lora: LoRABuffer?, dropout: LoRADropout?, batch: PackedBatch) {
         let (outFeatures, inFeatures) = kind.shape(configuration)
-        BLAS.linear(output: output, input: input, weight: weights.projection(layer, kind), rows: rows,
-                    inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
+        FrozenLinear.linear(output: output, input: input, weight: weights.frozenProjection(layer, kind), rows: rows,
+                            inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
         guard let lora, let slot = lora.layout.slot(layer: layer, kind: kind),
               let hiddenBuffer = plan.loraHidden[layer][kind.rawValue] else { return }
         let r = lora.layout.configuration.rank
@@ -58,9 +59,9 @@ public final class LlamaDecoder {
                                  accumulate: Bool, rows: Int, plan: ActivationPlan, lora: LoRABuffer?,
                                  gradients: LoRABuffer?, dropout: LoRADropout?, batch: PackedBatch) {
         let (outFeatures, inFeatures) = kind.shape(configuration)
-        BLAS.linearInputGradient(inputGradient: inputGradient, outputGradient: outputGradient,
-                                 weight: weights.projection(layer, kind), rows: rows, inFeatures: inFeatures,
-                                 outFeatures: outFeatures, accumulate: accumulate)
+        FrozenLinear.linearInputGradient(inputGradient: inputGradient, outputGradient: outputGradient,
+                                         weight: weights.frozenProjection(layer, kind), rows: rows, inFeatures: inFeatures,
+                                         outFeatures: outFeatures, accumulate: accumulate)
         guard let lora, let gradients, let slot = lora.layout.slot(layer: layer, kind: kind),
               let hiddenBuffer = plan.loraHidden[layer][kind.rawValue] else { return }
         let r = lora.layout.configuration.rank
@@ -114,7 +115,7 @@ public final class LlamaDecoder {
         let x0 = plan.residualInput[0]
         for (row, token) in batch.tokens.enumerated() {
             precondition(token >= 0 && Int(token) < c.vocabularySize, "token id \(token) outside the vocabulary")
-            (x0 + row * C).update(from: weights.embedding + Int(token) * C, count: C)
+            weights.copyEmbeddingRow(Int(token), into: x0 + row * C)
         }
         batch.positions.withUnsafeBufferPointer { positionBuffer in
             guard let positions = positionBuffer.baseAddress else { return }
@@ -199,12 +200,13 @@ public final class LlamaDecoder {
         var start = 0
         while start < M {
             let rows = min(plan.logitRowsPerChunk, M - start)
-            BLAS.linear(output: plan.logits, input: plan.finalNormed + start * C, weight: weights.lmHead, rows: rows,
-                        inFeatures: C, outFeatures: V)
+            FrozenLinear.linear(output: plan.logits, input: plan.finalNormed + start * C, weight: weights.frozenLMHead,
+                                rows: rows, inFeatures: C, outFeatures: V)
             body(start, rows)
             if computesGradient {
-                BLAS.linearInputGradient(inputGradient: plan.finalNormedGradient + start * C, outputGradient: plan.logits,
-                                         weight: weights.lmHead, rows: rows, inFeatures: C, outFeatures: V, accumulate: false)
+                FrozenLinear.linearInputGradient(inputGradient: plan.finalNormedGradient + start * C,
+                                                 outputGradient: plan.logits, weight: weights.frozenLMHead, rows: rows,
+                                                 inFeatures: C, outFeatures: V, accumulate: false)
             }
             start += rows
         }
@@ -298,7 +300,8 @@ extension LlamaDecoder {
         var result = [Float](repeating: 0, count: M * V)
         result.withUnsafeMutableBufferPointer { buffer in
             guard let base = buffer.baseAddress else { return }
-            BLAS.linear(output: base, input: plan.finalNormed, weight: weights.lmHead, rows: M, inFeatures: C, outFeatures: V)
+            FrozenLinear.linear(output: base, input: plan.finalNormed, weight: weights.frozenLMHead, rows: M, inFeatures: C,
+                                outFeatures: V)
         }
         return result
     }

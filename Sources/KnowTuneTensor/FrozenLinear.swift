@@ -1,0 +1,58 @@
+// Implements the two products of a frozen linear layer (output and input gradient) for a weight stored in any
+// `BasePrecision`, dispatching to sgemm, the bf16 kernel or the f16 tile path; does not own weights.
+import CKnowTuneBF16
+
+/// A frozen weight W [out, in] row-major, in the precision it is stored in.
+public struct FrozenMatrix {
+    public let precision: BasePrecision
+    public let address: UnsafeRawPointer
+
+    public init(_ pointer: UnsafePointer<Float>) {
+        precision = .fp32
+        address = UnsafeRawPointer(pointer)
+    }
+
+    public init(precision: BasePrecision, address: UnsafeRawPointer) {
+        self.precision = precision
+        self.address = address
+    }
+}
+
+public enum FrozenLinear {
+    /// Y[N, out] (+)= alpha · X[N, in] · Wᵀ.
+    @inline(__always)
+    public static func linear(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: FrozenMatrix,
+                              rows: Int, inFeatures: Int, outFeatures: Int, alpha: Float = 1, accumulate: Bool = false) {
+        switch weight.precision {
+        case .fp32:
+            BLAS.linear(output: output, input: input, weight: weight.address.assumingMemoryBound(to: Float.self), rows: rows,
+                        inFeatures: inFeatures, outFeatures: outFeatures, alpha: alpha, accumulate: accumulate)
+        case .bf16:
+            BF16BLAS.linear(output: output, input: input, weight: weight.address.assumingMemoryBound(to: UInt16.self),
+                            rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, alpha: alpha, accumulate: accumulate)
+        case .f16:
+            kt_f16_linear(output, input, weight.address.assumingMemoryBound(to: UInt16.self), Int32(rows), Int32(inFeatures),
+                          Int32(outFeatures), alpha, accumulate ? 1 : 0)
+        }
+    }
+
+    /// dX[N, in] (+)= alpha · dY[N, out] · W.
+    @inline(__always)
+    public static func linearInputGradient(inputGradient: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
+                                           weight: FrozenMatrix, rows: Int, inFeatures: Int, outFeatures: Int,
+                                           alpha: Float = 1, accumulate: Bool) {
+        switch weight.precision {
+        case .fp32:
+            BLAS.linearInputGradient(inputGradient: inputGradient, outputGradient: outputGradient,
+                                     weight: weight.address.assumingMemoryBound(to: Float.self), rows: rows,
+                                     inFeatures: inFeatures, outFeatures: outFeatures, alpha: alpha, accumulate: accumulate)
+        case .bf16:
+            BF16BLAS.linearInputGradient(inputGradient: inputGradient, outputGradient: outputGradient,
+                                         weight: weight.address.assumingMemoryBound(to: UInt16.self), rows: rows,
+                                         inFeatures: inFeatures, outFeatures: outFeatures, alpha: alpha, accumulate: accumulate)
+        case .f16:
+            kt_f16_linear_input_gradient(inputGradient, outputGradient, weight.address.assumingMemoryBound(to: UInt16.self),
+                                         Int32(rows), Int32(inFeatures), Int32(outFeatures), alpha, accumulate ? 1 : 0)
+        }
+    }
+}

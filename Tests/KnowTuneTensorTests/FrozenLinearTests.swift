@@ -1,0 +1,112 @@
+// Checks the products of frozen weights in every base precision (FrozenLinear) against a reference summed in
+// Double from the stored weight values (and, for bf16, the bf16-rounded activations), and the binary16
+// conversions (F16C and portable) against Swift's Float16 on every half value and on fp32 edge cases.
+//
+// Tolerance: |Δ| ≤ 1e-5 · Σₖ|xₖ·wₖ| (+ |C₀| when accumulating), the scale of fp32 accumulation error, as in
+// BF16KernelTests.
+import CKnowTuneBF16
+import KnowTuneTensor
+import KnowTuneTestSupport
+import XCTest
+
+final class FrozenLinearTests: XCTestCase {
+    private func random(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+        var generator = SplitMix64(seed: seed)
+        return (0..<count).map { _ in (2 * generator.nextUnitFloat() - 1) * scale }
+    }
+
+    private func sameValue(_ a: Float, _ b: Float) -> Bool { a.isNaN ? b.isNaN : a.bitPattern == b.bitPattern }
+
+    func testEveryHalfValueDecodesAsSwiftFloat16() {
+        let bits = (0...UInt16.max).map { $0 }
+        var f16c = [Float](repeating: 0, count: bits.count), portable = f16c
+        BasePrecision.f16.decode(bits, count: bits.count, into: &f16c)
+        kt_f16_portable_to_floats(&portable, bits, bits.count)
+        var wrong = 0
+        for (index, pattern) in bits.enumerated() {
+            let expected = Float(Float16(bitPattern: pattern))
+            if !sameValue(f16c[index], expected) || !sameValue(portable[index], expected) { wrong += 1 }
+        }
+        XCTAssertEqual(wrong, 0, "half values decoded differently from Float16")
+    }
+
+    func testFloatsRoundToHalfAsSwiftFloat16() {
+        var generator = SplitMix64(seed: 11)
+        // Random bit patterns cover every exponent (subnormal halves, overflow); the edges are the rounding ties.
+        var values = (0..<200_000).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: generator.next())) }
+        values += [0, -0, 65504, 65519.99, 65520, -65520, .infinity, -.infinity, .nan, 6.1035156e-05, 5.9604645e-08,
+                   2.9802322e-08, 2.9802326e-08, 8.940697e-08, 1.0009766, 1.0004883, 1.0014648, -2.0019531]
+        var f16c = [UInt16](repeating: 0, count: values.count), portable = f16c
+        values.withUnsafeBufferPointer { source in
+            f16c.withUnsafeMutableBytes { BasePrecision.f16.encode(source.baseAddress!, count: values.count, into: $0.baseAddress!) }
+        }
+        kt_f16_portable_from_floats(&portable, values, values.count)
+        var wrong: [String] = []
+        for (index, value) in values.enumerated() {
+            let expected = Float16(value)
+            for (name, bits) in [("F16C", f16c[index]), ("portable", portable[index])] {
+                let actual = Float16(bitPattern: bits)
+                let same = expected.isNaN ? actual.isNaN : actual.bitPattern == expected.bitPattern
+                if !same, wrong.count < 5 { wrong.append("\(name) \(value): \(bits) vs \(expected.bitPattern)") }
+            }
+        }
+        XCTAssertEqual(wrong, [])
+    }
+
+    func testProductsInEveryPrecisionMatchReference() {
+        // The wide shape splits the 16-bit weights into several converted tiles (about 2^20 floats each).
+        for (rows, inFeatures, outFeatures) in [(7, 45, 33), (3, 40_000, 60)] {
+            checkProducts(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+        }
+    }
+
+    private func checkProducts(rows: Int, inFeatures: Int, outFeatures: Int) {
+        let weightValues = random(outFeatures * inFeatures, seed: 3, scale: 0.7)
+        let input = random(rows * inFeatures, seed: 4, scale: 3), outputGradient = random(rows * outFeatures, seed: 5)
+        for precision in BasePrecision.allCases {
+            var stored = [UInt8](repeating: 0, count: weightValues.count * precision.bytesPerElement)
+            stored.withUnsafeMutableBytes { precision.encode(weightValues, count: weightValues.count, into: $0.baseAddress!) }
+            var w = [Float](repeating: 0, count: weightValues.count)
+            stored.withUnsafeBytes { precision.decode($0.baseAddress!, count: w.count, into: &w) }
+            if precision != .fp32 {
+                XCTAssertNotEqual(w, weightValues, "\(precision) storage rounds")
+                XCTAssertLessThan(zip(w, weightValues).map { abs($0 - $1) }.max() ?? 1, precision == .bf16 ? 4e-3 : 5e-4)
+            }
+            // bf16 products see bf16 activations; fp32 and f16 the activations as they are.
+            let activation: (Float) -> Float = { precision == .bf16 ? BasePrecision.bf16.rounded($0) : $0 }
+            for accumulate in [false, true] {
+                let initialOutput = random(rows * outFeatures, seed: 6), initialGradient = random(rows * inFeatures, seed: 7)
+                var output = initialOutput, inputGradient = initialGradient
+                stored.withUnsafeBytes { bytes in
+                    let weight = FrozenMatrix(precision: precision, address: bytes.baseAddress!)
+                    FrozenLinear.linear(output: &output, input: input, weight: weight, rows: rows, inFeatures: inFeatures,
+                                        outFeatures: outFeatures, alpha: 0.5, accumulate: accumulate)
+                    FrozenLinear.linearInputGradient(inputGradient: &inputGradient, outputGradient: outputGradient,
+                                                     weight: weight, rows: rows, inFeatures: inFeatures,
+                                                     outFeatures: outFeatures, alpha: 0.5, accumulate: accumulate)
+                }
+                for n in 0..<rows {
+                    for o in 0..<outFeatures {
+                        var sum = accumulate ? Double(initialOutput[n * outFeatures + o]) : 0, scale = abs(sum)
+                        for k in 0..<inFeatures {
+                            let term = 0.5 * Double(activation(input[n * inFeatures + k])) * Double(w[o * inFeatures + k])
+                            sum += term
+                            scale += abs(term)
+                        }
+                        XCTAssertEqual(Double(output[n * outFeatures + o]), sum, accuracy: 1e-5 * scale, "\(precision) linear")
+                    }
+                    for i in 0..<inFeatures {
+                        var sum = accumulate ? Double(initialGradient[n * inFeatures + i]) : 0, scale = abs(sum)
+                        for o in 0..<outFeatures {
+                            let term = 0.5 * Double(activation(outputGradient[n * outFeatures + o])) * Double(w[o * inFeatures + i])
+                            sum += term
+                            scale += abs(term)
+                        }
+                        XCTAssertEqual(Double(inputGradient[n * inFeatures + i]), sum, accuracy: 1e-5 * scale,
+                                       "\(precision) input gradient")
+                    }
+                }
+            }
+        }
+    }
+}
