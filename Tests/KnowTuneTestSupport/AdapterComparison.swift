@@ -19,3 +19,16 @@ public func maxAbsoluteDifference(_ a: [String: [Float]], _ b: [String: [Float]]
     }
     return a.count == b.count && !a.isEmpty ? worst : .infinity
 }
+
+/// ‖a − b‖ / ‖b‖ over all tensors together (L2); infinity when the names or sizes differ.
+public func relativeDifference(_ a: [String: [Float]], _ b: [String: [Float]]) -> Double {
+    var difference = 0.0, norm = 0.0
+    for (name, values) in a {
+        guard let other = b[name], other.count == values.count else { return .infinity }
+        for i in values.indices {
+            difference += Double(values[i] - other[i]) * Double(values[i] - other[i])
+            norm += Double(other[i]) * Double(other[i])
+        }
+    }
+    return a.count == b.count && norm > 0 ? (difference / norm).squareRoot() : .infinity
+}
