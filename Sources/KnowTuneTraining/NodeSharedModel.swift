@@ -63,9 +63,8 @@ public enum NodeSharedModel {
                     try ModelLoader.load(path).weights.writeFlatFile(to: fp32File)
                 }
                 if precision != .fp32 {
-                    // From the mapped fp32 file in chunks: the fp32 weights are never held in private memory twice.
-                    try LlamaWeights(configuration: description.configuration, flatFile: fp32File)
-                        .writeFlatFile(to: file, precision: precision)
+                    try LlamaWeights.convertFlatFile(fp32File, to: file, precision: precision,
+                                                     configuration: description.configuration)
                 }
                 logger.info(String(format: "cached the %@ base of %@ at %@ (%.1fs)", precision.rawValue, path, file,
                                    Date().timeIntervalSince(started)))

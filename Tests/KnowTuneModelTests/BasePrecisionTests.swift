@@ -57,8 +57,9 @@ final class BasePrecisionTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let source = TinyModel.weights()
         for precision in Self.sixteenBit {
-            let path = folder + "/weights." + precision.rawValue
-            try source.writeFlatFile(to: path, precision: precision)
+            let fp32Path = folder + "/weights.f32", path = folder + "/weights." + precision.rawValue
+            try source.writeFlatFile(to: fp32Path)
+            try LlamaWeights.convertFlatFile(fp32Path, to: path, precision: precision, configuration: source.configuration)
             let mapped = try LlamaWeights(configuration: source.configuration, flatFile: path, precision: precision)
             let converted = LlamaWeights(converting: source, to: precision)
             let byteCount = source.layout.totalCount * 2
@@ -66,7 +67,15 @@ final class BasePrecisionTests: XCTestCase {
             XCTAssertEqual(memcmp(mapped.base, converted.base, byteCount), 0, "\(precision) file bytes")
             XCTAssertEqual(Array(UnsafeBufferPointer(start: mapped.finalNorm, count: source.configuration.hiddenSize)),
                            Array(UnsafeBufferPointer(start: converted.finalNorm, count: source.configuration.hiddenSize)))
-            // A file of the other width is refused with the sizes, not misread.
+            // A truncated source is an error that leaves no file; a file of the other width is refused, not misread.
+            let truncated = folder + "/truncated.f32", refused = folder + "/refused." + precision.rawValue
+            FileManager.default.createFile(atPath: truncated, contents: Data(count: 4 * source.layout.totalCount - 4))
+            XCTAssertThrowsError(try LlamaWeights.convertFlatFile(truncated, to: refused, precision: precision,
+                                                                  configuration: source.configuration)) { error in
+                XCTAssertTrue("\(error)".contains("ends before"), "\(error)")
+            }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: refused))
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.contains(".tmp-") }, [])
             XCTAssertThrowsError(try LlamaWeights(configuration: source.configuration, flatFile: path, precision: .fp32)) { error in
                 XCTAssertTrue("\(error)".contains("the model needs \(source.layout.totalCount * 4)"), "\(error)")
             }

@@ -155,21 +155,54 @@ public final class LlamaWeights {
         return norms
     }
 
-    /// Writes the flat buffer to `path` in `precision` (default: as stored; converting needs fp32 weights), through
-    /// a temporary file, fsync and rename, for other processes to map.
-    public func writeFlatFile(to path: String, precision target: BasePrecision? = nil) throws {
-        let target = target ?? precision
-        precondition(target == precision || precision == .fp32, "conversion starts from fp32 weights")
+    /// Writes the flat buffer to `path` as stored, for other processes to map.
+    public func writeFlatFile(to path: String) throws {
+        try Self.publishFile(at: path) { write in
+            guard write(base, layout.totalCount * precision.bytesPerElement) else { throw FlatFileWriteFailed() }
+        }
+    }
+
+    /// Converts the flat fp32 file `source` into a flat file of `precision` at `path`, reading it in chunks (through
+    /// the page cache, never mapped), so the conversion holds one chunk however large the model.
+    public static func convertFlatFile(_ source: String, to path: String, precision: BasePrecision,
+                                       configuration: LlamaConfiguration) throws {
+        let total = LlamaWeightLayout(configuration).totalCount
+        let input = open(source, O_RDONLY)
+        guard input >= 0 else { throw KnowTuneError.fileUnreadable(path: source, reason: String(cString: strerror(errno))) }
+        defer { close(input) }
+        let chunk = 1 << 20
+        let floats = UnsafeMutablePointer<Float>.allocate(capacity: chunk)
+        let encoded = UnsafeMutableRawPointer.allocate(byteCount: chunk * precision.bytesPerElement, alignment: 64)
+        defer { floats.deallocate(); encoded.deallocate() }
+        try publishFile(at: path) { write in
+            var start = 0
+            while start < total {
+                let count = min(chunk, total - start)
+                var filled = 0
+                while filled < count * 4 {
+                    let got = read(input, UnsafeMutableRawPointer(floats) + filled, count * 4 - filled)
+                    guard got > 0 else {
+                        throw KnowTuneError.badFormat(path: source, reason: "flat fp32 file ends before the model's \(total * 4) bytes")
+                    }
+                    filled += got
+                }
+                precision.encode(floats, count: count, into: encoded)
+                guard write(encoded, count * precision.bytesPerElement) else { throw FlatFileWriteFailed() }
+                start += count
+            }
+        }
+    }
+
+    private struct FlatFileWriteFailed: Error {}
+
+    /// Creates `path` through a temporary file, fsync and rename, so a reader never maps a partial file; `body`
+    /// writes the bytes with the function it is given (false on a write error).
+    private static func publishFile(at path: String,
+                                    _ body: ((UnsafeRawPointer, Int) -> Bool) throws -> Void) throws {
         let temporary = path + ".tmp-\(getpid())"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard descriptor >= 0 else {
             throw KnowTuneError.fileUnreadable(path: temporary, reason: "cannot create: \(String(cString: strerror(errno)))")
-        }
-        func fail(_ what: String) -> Error {
-            let reason = String(cString: strerror(errno))
-            close(descriptor)
-            unlink(temporary)
-            return KnowTuneError.fileUnreadable(path: temporary, reason: "cannot \(what): \(reason)")
         }
         func writeAll(_ bytes: UnsafeRawPointer, _ count: Int) -> Bool {
             var remaining = count, cursor = bytes
@@ -181,20 +214,14 @@ public final class LlamaWeights {
             }
             return true
         }
-        if target == precision {
-            guard writeAll(base, layout.totalCount * precision.bytesPerElement) else { throw fail("write") }
-        } else {
-            // Converted in chunks, so a mapped fp32 source is read once and never held twice.
-            let chunk = 1 << 20
-            let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk * target.bytesPerElement, alignment: 64)
-            defer { buffer.deallocate() }
-            var start = 0
-            while start < layout.totalCount {
-                let count = min(chunk, layout.totalCount - start)
-                target.encode(storage + start, count: count, into: buffer)
-                guard writeAll(buffer, count * target.bytesPerElement) else { throw fail("write") }
-                start += count
-            }
+        do {
+            try body(writeAll)
+        } catch {
+            let reason = error is FlatFileWriteFailed ? "cannot write: \(String(cString: strerror(errno)))" : nil
+            close(descriptor)
+            unlink(temporary)
+            if let reason { throw KnowTuneError.fileUnreadable(path: temporary, reason: reason) }
+            throw error
         }
         let synced = fsync(descriptor) == 0
         close(descriptor)
