@@ -23,7 +23,7 @@ python3 - <<'PY'
 import json, os
 def losses(dtype):
     rows = [json.loads(line) for line in open(f"out/bench/dtype-{dtype}/trainer_log.jsonl")]
-    return [row["loss"] for row in rows if "loss" in row]
+    return [row["loss"] for row in rows if row.get("loss") is not None]
 result = {"config": "2 ranks x 1 thread, global batch 8, first 256 dolly_train, cutoff 1024, LoRA r=8 q,v",
           "cpu": open("/proc/cpuinfo").read().split("model name")[1].split(":")[1].split("\n")[0].strip()}
 # fp32 first, as the reference, also when only the 16-bit runs were repeated (DTYPES="bf16 f16").

@@ -36,7 +36,8 @@ struct TrainCommand: ParsableCommand {
                 logger = RankLogger(rank: communicator.rank, worldSize: communicator.size, hostname: communicator.hostname, allRanks: true)
             }
             if !parsed.ignoredFlags.isEmpty {
-                logger.info("accepted without effect on CPU: " + parsed.ignoredFlags.map { "--\($0)" }.joined(separator: ", "))
+                logger.info("accepted without effect on CPU: " + parsed.ignoredFlags.map { "--\($0)" }.joined(separator: ", ")
+                            + (parsed.ignoredFlags.contains("bf16") ? " (--base_dtype bf16 keeps the frozen base in bf16)" : ""))
             }
             let topology = try ThreadPlacement.apply(communicator: communicator)
             logger.info(topology)
