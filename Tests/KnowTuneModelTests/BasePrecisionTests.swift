@@ -69,7 +69,7 @@ final class BasePrecisionTests: XCTestCase {
                            Array(UnsafeBufferPointer(start: converted.finalNorm, count: source.configuration.hiddenSize)))
             // A truncated source is an error that leaves no file; a file of the other width is refused, not misread.
             let truncated = folder + "/truncated.f32", refused = folder + "/refused." + precision.rawValue
-            FileManager.default.createFile(atPath: truncated, contents: Data(count: 4 * source.layout.totalCount - 4))
+            XCTAssertTrue(FileManager.default.createFile(atPath: truncated, contents: Data(count: 4 * source.layout.totalCount - 4)))
             XCTAssertThrowsError(try LlamaWeights.convertFlatFile(truncated, to: refused, precision: precision,
                                                                   configuration: source.configuration)) { error in
                 XCTAssertTrue("\(error)".contains("ends before"), "\(error)")
