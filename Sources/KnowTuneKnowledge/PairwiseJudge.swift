@@ -40,18 +40,9 @@ public final class PairwiseJudge {
     static let placeholders = ["{aspect}", "{aspect_definition}", "{question}", "{reference}", "{answer_a}", "{answer_b}"]
 
     public init(backend: any ChatBackend, promptsDirectory: String) throws {
-        let path = (promptsDirectory as NSString).appendingPathComponent("judge_pairwise.txt")
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw KnowTuneError.fileUnreadable(path: path, reason: "the pairwise judge's prompt is missing")
-        }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let missing = Self.placeholders.filter { !text.contains($0) }
-        guard missing.isEmpty else {
-            throw KnowTuneError.invalidConfiguration("\(path) lacks \(missing.joined(separator: ", "))")
-        }
         self.backend = backend
-        self.template = text
-        self.system = (try? TeacherPrompts(directory: promptsDirectory).system) ?? ""
+        template = try TeacherPrompts.single("judge_pairwise.txt", in: promptsDirectory, placeholders: Self.placeholders)
+        system = try TeacherPrompts.single("system.txt", in: promptsDirectory)
     }
 
     /// Compares `first` with `second` on `aspect`: each order votes +1 (first better), 0 or −1; the sum decides,

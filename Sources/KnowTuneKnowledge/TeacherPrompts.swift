@@ -32,21 +32,35 @@ public struct TeacherPrompts: Equatable, Sendable {
         var texts: [String] = []
         var problems: [String] = []
         for (name, placeholders) in Self.files {
-            let path = (directory as NSString).appendingPathComponent(name)
-            guard let data = FileManager.default.contents(atPath: path) else {
-                problems.append("\(path) is missing")
-                texts.append("")
-                continue
+            switch Self.read(name, in: directory, placeholders: placeholders) {
+            case let .success(text): texts.append(text)
+            case let .failure(problem): problems.append(problem.text); texts.append("")
             }
-            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            let missing = placeholders.filter { !text.contains($0) }
-            if !missing.isEmpty { problems.append("\(path) lacks \(missing.joined(separator: ", "))") }
-            texts.append(text)
         }
         guard problems.isEmpty else {
             throw KnowTuneError.invalidConfiguration("teacher prompts in \(directory): " + problems.joined(separator: "; "))
         }
         self.init(system: texts[0], extractFacts: texts[1], rewriteFacts: texts[2], rephraseAnswer: texts[3], falsifyFacts: texts[4])
+    }
+
+    struct Problem: Error { let text: String }
+
+    /// The trimmed text of prompt file `name` in `directory`, or what is wrong with it (missing, or lacking some of
+    /// `placeholders`).
+    static func read(_ name: String, in directory: String, placeholders: [String]) -> Result<String, Problem> {
+        let path = (directory as NSString).appendingPathComponent(name)
+        guard let data = FileManager.default.contents(atPath: path) else { return .failure(Problem(text: "\(path) is missing")) }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let missing = placeholders.filter { !text.contains($0) }
+        return missing.isEmpty ? .success(text) : .failure(Problem(text: "\(path) lacks \(missing.joined(separator: ", "))"))
+    }
+
+    /// One prompt file, for prompts outside the five (the pairwise judge's): its text, or an error saying what is wrong.
+    public static func single(_ name: String, in directory: String, placeholders: [String] = []) throws -> String {
+        switch read(name, in: directory, placeholders: placeholders) {
+        case let .success(text): return text
+        case let .failure(problem): throw KnowTuneError.invalidConfiguration("teacher prompts in \(directory): " + problem.text)
+        }
     }
 
     /// A stable hash of every prompt (part of the cache key: a changed prompt rebuilds).

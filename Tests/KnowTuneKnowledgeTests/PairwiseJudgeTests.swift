@@ -1,6 +1,6 @@
 // Tests `knowtune judge --compare`: two prediction files judged on three aspects in both answer orders through the
 // stub server (which prefers the longer answer and breaks ties towards position A), so a position bias ends as a
-// tie; mismatched files and a rules teacher are clear errors.
+// tie; mismatched files, a rules teacher and missing or incomplete prompt files are clear errors.
 import Foundation
 import KnowTuneKnowledge
 import KnowTuneTestSupport
@@ -48,5 +48,29 @@ final class PairwiseJudgeTests: XCTestCase {
         let rules = try KnowTuneCLI.run(["judge", first, "--compare", other])
         XCTAssertNotEqual(rules.status, 0)
         XCTAssertTrue(rules.standardError.contains("--compare needs a chat teacher"), rules.output)
+    }
+
+    /// A backend the judge is never asked to call in these tests.
+    private final class SilentBackend: ChatBackend {
+        let identity = "silent", attempts = 1, backoff: TimeInterval = 0, allowsConcurrentCalls = false
+        func complete(system: String, user: String) throws -> String { XCTFail("called"); return "" }
+    }
+
+    func testJudgeNeedsItsPromptAndTheSystemPrompt() throws {
+        let folder = KnowledgeFixtures.root + "/judge-prompts"
+        try? FileManager.default.removeItem(atPath: folder)
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let judgePrompt = try String(contentsOfFile: OpenAITeacherTests.promptsDirectory + "/judge_pairwise.txt", encoding: .utf8)
+        try judgePrompt.write(toFile: folder + "/judge_pairwise.txt", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PairwiseJudge(backend: SilentBackend(), promptsDirectory: folder)) { error in
+            XCTAssertTrue("\(error)".contains("system.txt is missing"), "\(error)")
+        }
+        try "Be brief.\n".write(toFile: folder + "/system.txt", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try PairwiseJudge(backend: SilentBackend(), promptsDirectory: folder).system, "Be brief.")
+        try judgePrompt.replacingOccurrences(of: "{reference}", with: "").write(toFile: folder + "/judge_pairwise.txt",
+                                                                               atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PairwiseJudge(backend: SilentBackend(), promptsDirectory: folder)) { error in
+            XCTAssertTrue("\(error)".contains("judge_pairwise.txt lacks {reference}"), "\(error)")
+        }
     }
 }
