@@ -49,8 +49,6 @@ public final class IncrementalDecoder {
     public init(weights: LlamaWeights, batchCapacity: Int, maxLength: Int, prefillChunk: Int = 256) {
         let c = weights.configuration
         precondition(prefillChunk > 0, "prefill chunk must be positive")
-        // Generation reads fp32 rows (RowProjection); a 16-bit base is a training option.
-        precondition(weights.precision == .fp32, "generation needs fp32 base weights")
         configuration = c
         self.weights = weights
         cache = KVCache(configuration: c, batchCapacity: batchCapacity, maxLength: maxLength)
@@ -219,19 +217,19 @@ public final class IncrementalDecoder {
         let inFeatures = shapes[0].inFeatures
         let width = shapes.reduce(0) { $0 + $1.outFeatures }
         var adjacent = true
-        var expected = weights.projection(layer, kinds[0])
+        var expected = weights.frozenProjection(layer, kinds[0]).address
         for (kind, shape) in zip(kinds, shapes) {
-            adjacent = adjacent && weights.projection(layer, kind) == expected && shape.inFeatures == inFeatures
-            expected += shape.outFeatures * shape.inFeatures
+            adjacent = adjacent && weights.frozenProjection(layer, kind).address == expected && shape.inFeatures == inFeatures
+            expected += shape.outFeatures * shape.inFeatures * weights.precision.bytesPerElement
         }
         if adjacent {
-            RowProjection.linear(output: output, input: input, weight: weights.projection(layer, kinds[0]), rows: rows,
+            RowProjection.linear(output: output, input: input, weight: weights.frozenProjection(layer, kinds[0]), rows: rows,
                                  inFeatures: inFeatures, outFeatures: width, accumulate: accumulate)
             return
         }
         var offset = 0
         for (kind, shape) in zip(kinds, shapes) {
-            RowProjection.linear(output: output + offset, input: input, weight: weights.projection(layer, kind), rows: rows,
+            RowProjection.linear(output: output + offset, input: input, weight: weights.frozenProjection(layer, kind), rows: rows,
                                  inFeatures: shape.inFeatures, outFeatures: shape.outFeatures, outputStride: width,
                                  accumulate: accumulate)
             offset += shape.outFeatures
@@ -246,7 +244,7 @@ public final class IncrementalDecoder {
             RMSNorm.forward(output: finalNormed + n * C, reciprocalRMS: nil, input: residual + row * C,
                             weight: weights.finalNorm, rows: 1, channels: C, epsilon: c.rmsNormEpsilon)
         }
-        RowProjection.linear(output: logits(row: firstRow), input: finalNormed, weight: weights.lmHead, rows: rows.count,
+        RowProjection.linear(output: logits(row: firstRow), input: finalNormed, weight: weights.frozenLMHead, rows: rows.count,
                              inFeatures: C, outFeatures: c.vocabularySize)
     }
 }

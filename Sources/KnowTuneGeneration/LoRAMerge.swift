@@ -25,10 +25,6 @@ public enum LoRAMerge {
         return copy
     }
 
-    /// A new allocated buffer holding the same weight values.
-    public static func copyOf(_ weights: LlamaWeights) -> LlamaWeights {
-        let copy = LlamaWeights(configuration: weights.configuration)
-        copy.storage.update(from: weights.storage, count: weights.layout.totalCount)
-        return copy
-    }
+    /// A new allocated buffer holding the same weight values, in the same precision.
+    public static func copyOf(_ weights: LlamaWeights) -> LlamaWeights { LlamaWeights(copying: weights) }
 }

@@ -15,6 +15,10 @@
 //
 // The head (113 MB) gains most: unblocked, each of the B passes reads it from memory again. Blocks of 1 MB and 4 MB
 // did no better than 2 MB (the L2 size of one core).
+//
+// A 16-bit base (bf16, f16) goes to CKnowTuneBF16's row kernel for up to 8 rows (each weight row widened in
+// registers once for all rows, so only 16-bit bytes are read) and to FrozenLinear above that.
+import CKnowTuneBF16
 import COpenBLAS
 import KnowTuneTensor
 
@@ -26,6 +30,30 @@ enum RowProjection {
 
     /// Y[rows, out] (+)= X[rows, in]·Wᵀ for W stored [out, in] row-major; output rows are `outputStride` apart
     /// (default `outFeatures`), so several projections can write side by side into one wider row.
+    static func linear(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: FrozenMatrix,
+                       rows: Int, inFeatures: Int, outFeatures: Int, outputStride: Int? = nil, accumulate: Bool = false) {
+        let ldc = outputStride ?? outFeatures
+        guard weight.precision == .fp32 else {
+            if rows > matrixVectorRowLimit && ldc == outFeatures {
+                FrozenLinear.linear(output: output, input: input, weight: weight, rows: rows, inFeatures: inFeatures,
+                                    outFeatures: outFeatures, accumulate: accumulate)
+                return
+            }
+            let bits = weight.address.assumingMemoryBound(to: UInt16.self)
+            var start = 0
+            while start < rows {  // strided outputs with many rows: 8 at a time
+                let count = min(matrixVectorRowLimit, rows - start)
+                _ = kt_half_rows_linear(output + start * ldc, Int32(ldc), input + start * inFeatures, bits, Int32(count),
+                                        Int32(inFeatures), Int32(outFeatures), accumulate ? 1 : 0,
+                                        weight.precision == .f16 ? 1 : 0)
+                start += count
+            }
+            return
+        }
+        linear(output: output, input: input, weight: weight.address.assumingMemoryBound(to: Float.self), rows: rows,
+               inFeatures: inFeatures, outFeatures: outFeatures, outputStride: ldc, accumulate: accumulate)
+    }
+
     static func linear(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                        rows: Int, inFeatures: Int, outFeatures: Int, outputStride: Int? = nil, accumulate: Bool = false) {
         let ldc = outputStride ?? outFeatures

@@ -35,12 +35,11 @@ public enum PredictWorkflow {
             if arguments.modelNameOrPath.isEmpty { throw KnowTuneError.invalidConfiguration("--model_name_or_path is required") }
             if arguments.dataset.isEmpty { throw KnowTuneError.invalidConfiguration("--dataset is required") }
             if arguments.outputDir.isEmpty { throw KnowTuneError.invalidConfiguration("--output_dir is required") }
+            if let problem = arguments.baseDtypeProblem { throw KnowTuneError.invalidConfiguration(problem) }
             try FileManager.default.createDirectory(atPath: arguments.outputDir, withIntermediateDirectories: true)
         }
-        if arguments.basePrecision != .fp32 {
-            logger.info("predict generates with the fp32 base; --base_dtype \(arguments.baseDtype) applies to training and evaluation")
-        }
-        let model = try NodeSharedModel.load(arguments.modelNameOrPath, communicator: communicator, logger: logger)
+        let model = try NodeSharedModel.load(arguments.modelNameOrPath, precision: arguments.basePrecision,
+                                             communicator: communicator, logger: logger)
         try Consensus.runAgreed(communicator: communicator, operation: "merge adapters") {
             // Merging writes private copies of the adapted projections' pages only.
             for path in arguments.adapterPaths {

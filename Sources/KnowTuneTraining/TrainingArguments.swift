@@ -91,6 +91,12 @@ public struct TrainingArguments: Codable, Equatable {
     /// `--base_dtype` as a precision (fp32 until validated).
     public var basePrecision: BasePrecision { BasePrecision(rawValue: baseDtype) ?? .fp32 }
 
+    /// What is wrong with `--base_dtype`, if anything.
+    public var baseDtypeProblem: String? {
+        BasePrecision(rawValue: baseDtype) == nil
+            ? "--base_dtype \(baseDtype) is not supported (\(BasePrecision.allCases.map(\.rawValue).joined(separator: ", ")))" : nil
+    }
+
     /// The LoRA configuration the CLI asks for (ignored when continuing an adapter, which keeps its own).
     public func loraConfiguration() throws -> LoRAConfiguration {
         let configuration = LoRAConfiguration(rank: loraRank, alpha: loraAlpha.map(Float.init), dropout: Float(loraDropout),
@@ -135,9 +141,7 @@ public struct TrainingArguments: Codable, Equatable {
         if !["no", "steps", "epoch"].contains(evaluationStrategy) { problems.append("--evaluation_strategy \(evaluationStrategy) is not supported (no, steps, epoch)") }
         if cutoffLength < 2 { problems.append("--cutoff_len must be ≥ 2") }
         if tokenBudget < 16 { problems.append("--token_budget must be ≥ 16") }
-        if BasePrecision(rawValue: baseDtype) == nil {
-            problems.append("--base_dtype \(baseDtype) is not supported (\(BasePrecision.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
+        if let problem = baseDtypeProblem { problems.append(problem) }
         if maxSteps <= 0 && !(numTrainEpochs > 0) && doTrain { problems.append("--num_train_epochs must be positive (or give --max_steps)") }
         if loadBestModelAtEnd && evaluationStrategy == "no" { problems.append("--load_best_model_at_end needs --evaluation_strategy steps|epoch") }
         if loadBestModelAtEnd && valSize <= 1e-6 && doTrain { problems.append("--load_best_model_at_end needs a validation split (--val_size)") }

@@ -1,8 +1,10 @@
-// Implements `knowtune-genbench MODEL [DOLLY_TEST_JSON]`: loads a model and prints GenerationBenchmark's result as
-// JSON; does not check targets (the figures are read by a person; run it on a quiet machine).
+// Implements `knowtune-genbench MODEL [DOLLY_TEST_JSON]`: loads a model (its base in KNOWTUNE_BASE_DTYPE, default
+// fp32) and prints GenerationBenchmark's result as JSON; does not check targets (the figures are read by a person;
+// run it on a quiet machine).
 import Foundation
 import KnowTuneGeneration
 import KnowTuneModel
+import KnowTuneTensor
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
@@ -12,7 +14,15 @@ guard arguments.count >= 2 else {
 let shared = ProcessInfo.processInfo.environment["KNOWTUNE_SHARED"] ?? "shared"
 let datasetPath = arguments.count >= 3 ? arguments[2] : shared + "/data/knowtuning/dolly/dolly_test.json"
 do {
-    let model = try ModelLoader.load(arguments[1])
+    var model = try ModelLoader.load(arguments[1])
+    let dtype = ProcessInfo.processInfo.environment["KNOWTUNE_BASE_DTYPE"] ?? "fp32"
+    guard let precision = BasePrecision(rawValue: dtype) else {
+        throw KnowTuneError.invalidConfiguration("KNOWTUNE_BASE_DTYPE \(dtype) is not supported (fp32, bf16, f16)")
+    }
+    if precision != .fp32 {
+        model = LoadedModel(configuration: model.configuration, weights: LlamaWeights(converting: model.weights, to: precision),
+                            tokenizer: model.tokenizer, source: model.source, format: model.format + ", " + dtype)
+    }
     let result = try GenerationBenchmark.run(model: model, datasetPath: datasetPath)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -62,6 +62,17 @@ final class IncrementalDecoderTests: XCTestCase {
         assertMatchesTrainingForward(decoderWeights: weights, referenceWeights: weights, lora: nil, atol: 1e-5)
     }
 
+    /// A 16-bit base decodes as the training forward computes on it (the same rounded weights and, for bf16, the
+    /// same rounded product inputs; bf16's tolerance covers an input rounded the other way after a different sum order).
+    func testSixteenBitStepLogitsEqualTrainingForward() throws {
+        for (precision, atol) in [(BasePrecision.f16, Float(1e-5)), (.bf16, 2e-3)] {
+            let weights = LlamaWeights(converting: TinyRandomModel.weights(), to: precision)
+            assertMatchesTrainingForward(decoderWeights: weights, referenceWeights: weights, lora: nil, atol: atol)
+            let merged = try LoRAMerge.merged(base: weights, adapter: TinyRandomModel.lora(LoRAConfiguration(rank: 3, targets: [.query])))
+            XCTAssertEqual(merged.precision, precision)
+        }
+    }
+
     func testMergedLoRAEqualsUnmergedTrainingForward() throws {
         let base = TinyRandomModel.weights()
         let lora = TinyRandomModel.lora(LoRAConfiguration(rank: 3, alpha: 7, targets: ProjectionKind.allCases))

@@ -1,5 +1,6 @@
 // `knowtune train --do_predict` through the CLI on the tiny model: 2 ranks write the same predictions file as 1 rank
-// under greedy decoding, seeded sampling is reproducible, and the result files carry LLaMA-Factory's keys.
+// under greedy decoding (also on a bf16 / f16 base), seeded sampling is reproducible, and the result files carry
+// LLaMA-Factory's keys.
 import Foundation
 import KnowTuneTestSupport
 import XCTest
@@ -44,5 +45,24 @@ final class PredictCommandTests: XCTestCase {
         XCTAssertEqual(try KnowTuneRunner.run(try predictArguments(output: c, extra: ["--seed", "4"])).status, 0)
         XCTAssertEqual(try predictions(a), try predictions(b), "per-example seeds make sampling independent of the rank count")
         XCTAssertNotEqual(try predictions(a), try predictions(c), "another seed samples other text")
+    }
+
+    func testSixteenBitBasePredictsTheSameOnOneAndTwoRanks() throws {
+        for dtype in ["bf16", "f16"] {
+            let one = TrainingFixtures.outputDirectory("predict-\(dtype)-one"), two = TrainingFixtures.outputDirectory("predict-\(dtype)-two")
+            let extra = ["--do_sample", "false", "--base_dtype", dtype]
+            let single = try KnowTuneRunner.run(try predictArguments(output: one, extra: extra))
+            XCTAssertEqual(single.status, 0, single.standardError)
+            let cached = try FileManager.default.contentsOfDirectory(atPath: TrainingFixtures.root + "/cache/weights")
+            XCTAssertTrue(cached.contains { $0.hasSuffix("." + dtype) }, "\(cached)")
+            let double = try KnowTuneRunner.run(try predictArguments(output: two, extra: extra), ranks: 2)
+            XCTAssertEqual(double.status, 0, double.standardError)
+            XCTAssertEqual(try predictions(one), try predictions(two), dtype)
+            XCTAssertEqual(try predictions(one).split(separator: "\n").count, 10, dtype)
+        }
+        let bad = try KnowTuneRunner.run(try predictArguments(output: TrainingFixtures.outputDirectory("predict-fp8"),
+                                                             extra: ["--base_dtype", "fp8"]), ranks: 2)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.standardError.contains("--base_dtype fp8 is not supported (fp32, bf16, f16)"), bad.standardError)
     }
 }

@@ -72,6 +72,15 @@ void kt_f16_to_floats(float *destination, const uint16_t *source, size_t count);
 void kt_f16_portable_from_floats(uint16_t *destination, const float *source, size_t count);
 void kt_f16_portable_to_floats(float *destination, const uint16_t *source, size_t count);
 
+// Decoding's few rows: Y[r, o] (+)= Σₖ X[r, k]·W[o, k] for rows ≤ 8, W [out, in] bf16 (isHalf = 0; X rounded to
+// bf16 first) or binary16 (isHalf = 1; X as it is); output rows are `ldc` floats apart. Each weight row is read
+// once for all rows, on the calling thread. Returns 0, or -1 (nothing computed) for more than 8 rows.
+int kt_half_rows_linear(float *Y, int ldc, const float *X, const uint16_t *W, int rows, int in, int out, int accumulate,
+                        int isHalf);
+// The same without AVX2/FMA/F16C, as it runs on a CPU that lacks them (for tests on CPUs that have them).
+int kt_half_rows_linear_portable(float *Y, int ldc, const float *X, const uint16_t *W, int rows, int in, int out,
+                                 int accumulate, int isHalf);
+
 // Frees the calling thread's workspace (packed activations and weight panels, grown to the largest call so far).
 void kt_bf16_release_workspace(void);
 

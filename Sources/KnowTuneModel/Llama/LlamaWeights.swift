@@ -99,16 +99,28 @@ public final class LlamaWeights {
     /// The norm weights as fp32 for 16-bit precisions: per layer attention then feed-forward, then the final norm.
     private let decodedNorms: UnsafeMutablePointer<Float>?
 
-    /// Zero-filled allocated weights.
-    public init(configuration: LlamaConfiguration, precision: BasePrecision = .fp32) {
+    /// Zero-filled allocated fp32 weights, for loaders to fill.
+    public init(configuration: LlamaConfiguration) {
         self.configuration = configuration
         layout = LlamaWeightLayout(configuration)
-        self.precision = precision
-        let byteCount = layout.totalCount * precision.bytesPerElement
+        precision = .fp32
+        let byteCount = layout.totalCount * 4
         base = .allocate(byteCount: byteCount, alignment: 64)
         base.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
         mapping = nil
         decodedNorms = nil
+    }
+
+    /// An allocated copy of `other`, in its precision.
+    public init(copying other: LlamaWeights) {
+        configuration = other.configuration
+        layout = other.layout
+        precision = other.precision
+        let byteCount = layout.totalCount * precision.bytesPerElement
+        base = .allocate(byteCount: byteCount, alignment: 64)
+        base.copyMemory(from: other.base, byteCount: byteCount)
+        mapping = nil
+        decodedNorms = Self.decodeNorms(base: base, layout: layout, precision: precision)
     }
 
     /// Maps a flat weights file (`precision` elements, `LlamaWeightLayout` order) copy-on-write.
