@@ -1,7 +1,8 @@
 // Implements loading the frozen base once per node: local rank 0 dequantises the model into a flat fp32 file (and,
 // for a 16-bit base, converts that into a flat bf16 / f16 file) in a cache folder keyed by the model's identity
 // (path, sizes, modification times, configuration), every rank of the node maps that file copy-on-write, so the
-// base is resident once per node however many ranks share it; does not decide what the ranks compute.
+// base is resident once per node however many ranks share it; entries of replaced model files are removed when the
+// new one is written. Does not decide what the ranks compute.
 import Foundation
 import KnowTuneDistributed
 import KnowTuneModel
@@ -37,10 +38,32 @@ public enum NodeSharedModel {
         return String(format: "%016llx", hash)
     }
 
+    /// What an entry's `<key>.source` sidecar holds: the model's weight files, so that the entries of earlier
+    /// versions of the same files can be found.
+    static func sourceText(of description: ModelDescription) -> String {
+        description.weightFiles.map { ($0 as NSString).resolvingSymlinksInPath }.joined(separator: "\n") + "\n"
+    }
+
+    /// Removes every precision of the entries whose sidecar names the same files as `source` under a key other than
+    /// `key` (the files were replaced since). Jobs still using them keep their mappings: unlinked files stay
+    /// readable until unmapped.
+    static func pruneReplacedEntries(in folder: String, keeping key: String, source: String) {
+        let manager = FileManager.default
+        for name in (try? manager.contentsOfDirectory(atPath: folder)) ?? [] where name.hasSuffix(".source") {
+            let other = String(name.dropLast(".source".count))
+            guard other != key, manager.contents(atPath: (folder as NSString).appendingPathComponent(name)) == Data(source.utf8) else {
+                continue
+            }
+            for suffix in ["f32"] + BasePrecision.allCases.filter { $0 != .fp32 }.map(\.rawValue) + ["source"] {
+                try? manager.removeItem(atPath: (folder as NSString).appendingPathComponent(other + "." + suffix))
+            }
+        }
+    }
+
     /// Loads `path` for this rank with its frozen weights in `precision`. With `KNOWTUNE_SHARED_WEIGHTS=0` every rank
     /// dequantises (and converts) its own copy.
     public static func load(_ path: String, precision: BasePrecision = .fp32, communicator: any Communicator,
-                            logger: RankLogger) throws -> LoadedModel {
+                            logger: RankLogger, cacheDirectory: String = cacheDirectory) throws -> LoadedModel {
         if ProcessInfo.processInfo.environment["KNOWTUNE_SHARED_WEIGHTS"] == "0" {
             return try Consensus.runAgreed(communicator: communicator, operation: "load model") {
                 let model = try ModelLoader.load(path)
@@ -54,14 +77,18 @@ public enum NodeSharedModel {
         let flatPath = try Consensus.runAgreed(communicator: communicator, operation: "flat weights") { () -> String in
             let folder = cacheDirectory
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            let stem = (folder as NSString).appendingPathComponent(try key(of: description))
+            let entry = try key(of: description)
+            let stem = (folder as NSString).appendingPathComponent(entry)
             let fp32File = stem + ".f32"
             let file = precision == .fp32 ? fp32File : stem + "." + precision.rawValue
             if communicator.localRank == 0, !FileManager.default.fileExists(atPath: file) {
                 let started = Date()
+                let source = sourceText(of: description)
                 if !FileManager.default.fileExists(atPath: fp32File) {
                     try ModelLoader.load(path).weights.writeFlatFile(to: fp32File)
+                    try source.write(toFile: stem + ".source", atomically: true, encoding: .utf8)
                 }
+                pruneReplacedEntries(in: folder, keeping: entry, source: source)
                 if precision != .fp32 {
                     try LlamaWeights.convertFlatFile(fp32File, to: file, precision: precision,
                                                      configuration: description.configuration)
