@@ -1,6 +1,6 @@
 // Checks `--base_dtype` end to end: SFT on a bf16 or f16 base under `mpirun -np 2` follows the fp32 loss curve
-// within 1 %, 2 ranks reach the 1-rank adapter (bf16: up to its rounding noise), the node-shared cache holds the 16-bit flat file, and an unknown
-// dtype is one clear error on every rank.
+// within 1 %, 2 ranks reach the 1-rank adapter (bf16: up to its rounding noise), the node-shared cache holds the
+// 16-bit flat files, and an unknown dtype is one clear error on every rank.
 import Foundation
 import KnowTuneTestSupport
 import XCTest
@@ -49,7 +49,7 @@ final class BasePrecisionTrainingTests: XCTestCase {
             }
         }
         let cached = try FileManager.default.contentsOfDirectory(atPath: cache + "/weights").map { ($0 as NSString).pathExtension }.sorted()
-        XCTAssertEqual(cached, ["bf16", "f16", "f32"])
+        XCTAssertEqual(cached, ["bf16", "f16", "f32", "source"])
     }
 
     func testUnknownBaseDtypeIsOneErrorOnEveryRank() throws {
