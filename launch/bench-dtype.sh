@@ -3,21 +3,11 @@
 # loss curve of LoRA SFT on the first 256 dolly_train records (alpaca, cutoff 1024, global batch 8, 2 ranks x 1
 # thread) with the frozen base in fp32, bf16 and f16; the largest per-step loss difference against fp32; and the
 # resident weights projected for Llama-2-7B. Writes out/bench/dtype.json. Run on an otherwise idle machine.
-set -euo pipefail
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$repo_root"
-"$repo_root/launch/fetch-model.sh"
-swift build -c release --product knowtune >&2
-mkdir -p out/bench
-root=()
-[ "$(id -u)" -eq 0 ] && root=(--allow-run-as-root)
+source "$(dirname "${BASH_SOURCE[0]}")/bench-sft-common.sh"
 dtypes="${DTYPES:-fp32 bf16 f16}"
 for dtype in $dtypes; do
-    OPENBLAS_NUM_THREADS=1 mpirun -np 2 --bind-to core "${root[@]}" .build/release/knowtune train --stage sft \
-        --model_name_or_path models/smollm2 --do_train --dataset dolly_train --template alpaca --finetuning_type lora \
-        --lora_target q_proj,v_proj --max_samples 256 --cutoff_len 1024 --num_train_epochs 1 --learning_rate 1e-4 \
-        --lr_scheduler_type cosine --logging_steps 1 --save_strategy no --overwrite_output_dir \
-        --per_device_train_batch_size 4 --base_dtype "$dtype" --output_dir "out/bench/dtype-$dtype" >&2
+    OPENBLAS_NUM_THREADS=1 mpirun -np 2 --bind-to core "${root[@]}" .build/release/knowtune "${sft_recipe[@]}" \
+        --logging_steps 1 --per_device_train_batch_size 4 --base_dtype "$dtype" --output_dir "out/bench/dtype-$dtype" >&2
 done
 python3 - <<'PY'
 import json, os

@@ -2,17 +2,8 @@
 # SFT benchmark (issue "distributed SFT"): real (unpadded) tokens/s and peak RSS of LoRA SFT on the first 256
 # dolly_train records (alpaca template, cutoff 1024), global batch 8, on this machine's cores: 1 rank x 2 threads
 # (mpirun --bind-to none) and 2 ranks x 1 thread. Writes out/bench/sft.json. Run on an otherwise idle machine.
-set -euo pipefail
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$repo_root"
-"$repo_root/launch/fetch-model.sh"
-swift build -c release --product knowtune >&2
-mkdir -p out/bench
-root=()
-[ "$(id -u)" -eq 0 ] && root=(--allow-run-as-root)
-common=(train --stage sft --model_name_or_path models/smollm2 --do_train --dataset dolly_train --template alpaca
-        --finetuning_type lora --lora_target q_proj,v_proj --max_samples 256 --cutoff_len 1024 --num_train_epochs 1
-        --learning_rate 1e-4 --lr_scheduler_type cosine --logging_steps 8 --save_strategy no --overwrite_output_dir)
+source "$(dirname "${BASH_SOURCE[0]}")/bench-sft-common.sh"
+common=("${sft_recipe[@]}" --logging_steps 8)
 OPENBLAS_NUM_THREADS=2 mpirun -np 1 --bind-to none "${root[@]}" .build/release/knowtune "${common[@]}" \
     --per_device_train_batch_size 8 --output_dir out/bench/sft-1x2 >&2
 OPENBLAS_NUM_THREADS=1 mpirun -np 2 --bind-to core "${root[@]}" .build/release/knowtune "${common[@]}" \

@@ -59,7 +59,7 @@ int kt_bf16_resolve_path(kt_bf16_path path) {
 static _Thread_local void *kt_workspace = NULL;
 static _Thread_local size_t kt_workspace_size = 0;
 
-static void *kt_workspace_reserve(size_t bytes) {
+void *kt_workspace_reserve(size_t bytes) {
     if (bytes <= kt_workspace_size) return kt_workspace;
     free(kt_workspace);
     size_t rounded = (bytes + 4095) / 4096 * 4096;
@@ -194,7 +194,7 @@ static int kt_fallback_run(const kt_bf16_problem *problem) {
     // bf16 products see bf16-rounded activations (autocast); f16 weights are a storage format only.
     const float *activations = problem->activations;
     if (!problem->weightIsHalf) {
-        for (size_t i = 0; i < count; i++) rounded[i] = kt_bf16_float(kt_bf16_round(problem->activations[i]));
+        kt_bf16_rounded_copy(rounded, problem->activations, count);
         activations = rounded;
     }
     for (int o = 0; o < out; o += tile) {

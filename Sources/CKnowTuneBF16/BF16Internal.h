@@ -65,6 +65,16 @@ static inline float kt_bf16_float(uint16_t bits) {
     return value.f;
 }
 
+// destination[i] = the fp32 value of source[i] rounded to bf16: the inputs of a bf16 product (autocast).
+static inline void kt_bf16_rounded_copy(float *destination, const float *source, size_t count) {
+    for (size_t i = 0; i < count; i++) destination[i] = kt_bf16_float(kt_bf16_round(source[i]));
+}
+
+// The calling thread's workspace, grown to at least `bytes` (64-byte aligned) and kept until
+// kt_bf16_release_workspace; NULL when it cannot be allocated. One user at a time: its contents do not survive the
+// next kernel call on this thread.
+void *kt_workspace_reserve(size_t bytes);
+
 // Packs rows [rowBegin, rowEnd) of the activations into `packed` ([rows, 2·pairs] bf16, odd depth zero-padded).
 void kt_bf16_native_pack_activations(uint16_t *packed, const kt_bf16_problem *problem, int rowBegin, int rowEnd);
 

@@ -1,8 +1,8 @@
 // Implements the decoding-time product Y[rows, out] (+)= X[rows, in]·Wᵀ for a few rows (at most 8) and a 16-bit
 // weight W [out, in] (bf16 or IEEE half): each weight row is read once and widened in registers for all rows, so
 // the weight's 16-bit bytes are the memory traffic (decoding is bound by it). bf16 rounds the activations to bf16
-// first (autocast, as the training products); f16 uses them as they are. Runs on the calling thread; does not
-// allocate per call.
+// first (autocast, as the training products); f16 uses them as they are. Runs on the calling thread; the
+// vectorised path does not allocate per call (the portable one widens each weight row into a per-call buffer).
 #include <immintrin.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -19,19 +19,13 @@ static void kt_rows_probe(void) {
     kt_rows_vectorised = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
-// The rounded activations of a bf16 call, kept between calls (decoding calls this hundreds of times per token).
-static _Thread_local float *kt_rows_scratch = NULL;
-static _Thread_local size_t kt_rows_scratch_count = 0;
-
+// The rounded activations of a bf16 call, in the thread's kernel workspace (kept between calls: decoding calls this
+// hundreds of times per token).
 static const float *kt_rows_rounded(const float *X, size_t count) {
-    if (count > kt_rows_scratch_count) {
-        free(kt_rows_scratch);
-        kt_rows_scratch = malloc(count * sizeof(float));
-        kt_rows_scratch_count = kt_rows_scratch ? count : 0;
-        if (!kt_rows_scratch) abort();
-    }
-    for (size_t i = 0; i < count; i++) kt_rows_scratch[i] = kt_bf16_float(kt_bf16_round(X[i]));
-    return kt_rows_scratch;
+    float *rounded = kt_workspace_reserve(count * sizeof(float));
+    if (!rounded) abort();
+    kt_bf16_rounded_copy(rounded, X, count);
+    return rounded;
 }
 
 #define KT_AVX2 __attribute__((target("avx2,fma,f16c")))

@@ -20,11 +20,8 @@ public enum LoRAMerge {
 
     /// A private copy of `base` with `adapter` merged in; `base` is left untouched.
     public static func merged(base: LlamaWeights, adapter: LoRABuffer) throws -> LlamaWeights {
-        let copy = copyOf(base)
+        let copy = LlamaWeights(copying: base)
         try merge(adapter, into: copy)
         return copy
     }
-
-    /// A new allocated buffer holding the same weight values, in the same precision.
-    public static func copyOf(_ weights: LlamaWeights) -> LlamaWeights { LlamaWeights(copying: weights) }
 }

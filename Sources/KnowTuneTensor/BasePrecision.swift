@@ -13,6 +13,11 @@ public enum BasePrecision: String, CaseIterable, Codable, Sendable {
 
     public var bytesPerElement: Int { self == .fp32 ? 4 : 2 }
 
+    /// The message for a `text` given to `option` that names no precision.
+    public static func unsupported(_ text: String, option: String) -> String {
+        "\(option) \(text) is not supported (\(allCases.map(\.rawValue).joined(separator: ", ")))"
+    }
+
     /// Stores `count` floats in this precision (rounding to nearest even).
     public func encode(_ values: UnsafePointer<Float>, count: Int, into destination: UnsafeMutableRawPointer) {
         switch self {

@@ -38,6 +38,9 @@ public enum NodeSharedModel {
         return String(format: "%016llx", hash)
     }
 
+    /// The extension of an entry's flat file in `precision` (`<key>.f32`, `.bf16`, `.f16`).
+    static func fileExtension(_ precision: BasePrecision) -> String { precision == .fp32 ? "f32" : precision.rawValue }
+
     /// What an entry's `<key>.source` sidecar holds: the model's weight files, so that the entries of earlier
     /// versions of the same files can be found.
     static func sourceText(of description: ModelDescription) -> String {
@@ -54,7 +57,7 @@ public enum NodeSharedModel {
             guard other != key, manager.contents(atPath: (folder as NSString).appendingPathComponent(name)) == Data(source.utf8) else {
                 continue
             }
-            for suffix in ["f32"] + BasePrecision.allCases.filter { $0 != .fp32 }.map(\.rawValue) + ["source"] {
+            for suffix in BasePrecision.allCases.map(fileExtension) + ["source"] {
                 try? manager.removeItem(atPath: (folder as NSString).appendingPathComponent(other + "." + suffix))
             }
         }
@@ -66,11 +69,7 @@ public enum NodeSharedModel {
                             logger: RankLogger, cacheDirectory: String = cacheDirectory) throws -> LoadedModel {
         if ProcessInfo.processInfo.environment["KNOWTUNE_SHARED_WEIGHTS"] == "0" {
             return try Consensus.runAgreed(communicator: communicator, operation: "load model") {
-                let model = try ModelLoader.load(path)
-                guard precision != .fp32 else { return model }
-                return LoadedModel(configuration: model.configuration,
-                                   weights: LlamaWeights(converting: model.weights, to: precision),
-                                   tokenizer: model.tokenizer, source: model.source, format: model.format + ", \(precision.rawValue)")
+                try ModelLoader.load(path).converted(to: precision)
             }
         }
         let description = try Consensus.runAgreed(communicator: communicator, operation: "describe model") { try ModelLoader.describe(path) }
@@ -79,8 +78,8 @@ public enum NodeSharedModel {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let entry = try key(of: description)
             let stem = (folder as NSString).appendingPathComponent(entry)
-            let fp32File = stem + ".f32"
-            let file = precision == .fp32 ? fp32File : stem + "." + precision.rawValue
+            let fp32File = stem + "." + fileExtension(.fp32)
+            let file = stem + "." + fileExtension(precision)
             if communicator.localRank == 0, !FileManager.default.fileExists(atPath: file) {
                 let started = Date()
                 let source = sourceText(of: description)

@@ -85,10 +85,7 @@ public struct ReferenceLogProbabilities: Equatable {
         for adapter in adapters {
             LoRAMerger.merge(try PEFTAdapter.load(folder: adapter, model: model.configuration), into: model.weights)
         }
-        let precision = arguments.basePrecision
-        guard precision != .fp32 else { return model }
         // The reference computes in the policy's precision, so their log-probs differ only by the adapter.
-        return LoadedModel(configuration: model.configuration, weights: LlamaWeights(converting: model.weights, to: precision),
-                           tokenizer: model.tokenizer, source: model.source, format: model.format + ", \(precision.rawValue)")
+        return model.converted(to: arguments.basePrecision)
     }
 }

@@ -94,7 +94,7 @@ public struct TrainingArguments: Codable, Equatable {
     /// What is wrong with `--base_dtype`, if anything.
     public var baseDtypeProblem: String? {
         BasePrecision(rawValue: baseDtype) == nil
-            ? "--base_dtype \(baseDtype) is not supported (\(BasePrecision.allCases.map(\.rawValue).joined(separator: ", ")))" : nil
+            ? BasePrecision.unsupported(baseDtype, option: "--base_dtype") : nil
     }
 
     /// The LoRA configuration the CLI asks for (ignored when continuing an adapter, which keeps its own).

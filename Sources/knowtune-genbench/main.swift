@@ -14,15 +14,11 @@ guard arguments.count >= 2 else {
 let shared = ProcessInfo.processInfo.environment["KNOWTUNE_SHARED"] ?? "shared"
 let datasetPath = arguments.count >= 3 ? arguments[2] : shared + "/data/knowtuning/dolly/dolly_test.json"
 do {
-    var model = try ModelLoader.load(arguments[1])
     let dtype = ProcessInfo.processInfo.environment["KNOWTUNE_BASE_DTYPE"] ?? "fp32"
     guard let precision = BasePrecision(rawValue: dtype) else {
-        throw KnowTuneError.invalidConfiguration("KNOWTUNE_BASE_DTYPE \(dtype) is not supported (fp32, bf16, f16)")
+        throw KnowTuneError.invalidConfiguration(BasePrecision.unsupported(dtype, option: "KNOWTUNE_BASE_DTYPE"))
     }
-    if precision != .fp32 {
-        model = LoadedModel(configuration: model.configuration, weights: LlamaWeights(converting: model.weights, to: precision),
-                            tokenizer: model.tokenizer, source: model.source, format: model.format + ", " + dtype)
-    }
+    let model = try ModelLoader.load(arguments[1]).converted(to: precision)
     let result = try GenerationBenchmark.run(model: model, datasetPath: datasetPath)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -85,27 +85,25 @@ final class FrozenLinearTests: XCTestCase {
                                                      weight: weight, rows: rows, inFeatures: inFeatures,
                                                      outFeatures: outFeatures, alpha: 0.5, accumulate: accumulate)
                 }
-                for n in 0..<rows {
-                    for o in 0..<outFeatures {
-                        var sum = accumulate ? Double(initialOutput[n * outFeatures + o]) : 0, scale = abs(sum)
-                        for k in 0..<inFeatures {
-                            let term = 0.5 * Double(activation(input[n * inFeatures + k])) * Double(w[o * inFeatures + k])
-                            sum += term
-                            scale += abs(term)
+                // Each output is start + Σ 0.5 · activation · weight over the depth; `weightIndex(column, k)` picks W.
+                func check(_ actual: [Float], initial: [Float], activations: [Float], columns: Int, depth: Int,
+                           weightIndex: (Int, Int) -> Int, _ product: String) {
+                    for n in 0..<rows {
+                        for column in 0..<columns {
+                            var sum = accumulate ? Double(initial[n * columns + column]) : 0, scale = abs(sum)
+                            for k in 0..<depth {
+                                let term = 0.5 * Double(activation(activations[n * depth + k])) * Double(w[weightIndex(column, k)])
+                                sum += term
+                                scale += abs(term)
+                            }
+                            XCTAssertEqual(Double(actual[n * columns + column]), sum, accuracy: 1e-5 * scale, "\(precision) \(product)")
                         }
-                        XCTAssertEqual(Double(output[n * outFeatures + o]), sum, accuracy: 1e-5 * scale, "\(precision) linear")
-                    }
-                    for i in 0..<inFeatures {
-                        var sum = accumulate ? Double(initialGradient[n * inFeatures + i]) : 0, scale = abs(sum)
-                        for o in 0..<outFeatures {
-                            let term = 0.5 * Double(activation(outputGradient[n * outFeatures + o])) * Double(w[o * inFeatures + i])
-                            sum += term
-                            scale += abs(term)
-                        }
-                        XCTAssertEqual(Double(inputGradient[n * inFeatures + i]), sum, accuracy: 1e-5 * scale,
-                                       "\(precision) input gradient")
                     }
                 }
+                check(output, initial: initialOutput, activations: input, columns: outFeatures, depth: inFeatures,
+                      weightIndex: { o, k in o * inFeatures + k }, "linear")
+                check(inputGradient, initial: initialGradient, activations: outputGradient, columns: inFeatures,
+                      depth: outFeatures, weightIndex: { i, o in o * inFeatures + i }, "input gradient")
             }
         }
     }

@@ -81,7 +81,8 @@ int kt_half_rows_linear(float *Y, int ldc, const float *X, const uint16_t *W, in
 int kt_half_rows_linear_portable(float *Y, int ldc, const float *X, const uint16_t *W, int rows, int in, int out,
                                  int accumulate, int isHalf);
 
-// Frees the calling thread's workspace (packed activations and weight panels, grown to the largest call so far).
+// Frees the calling thread's workspace (packed or rounded activations and weight panels, grown to the largest call so
+// far).
 void kt_bf16_release_workspace(void);
 
 #ifdef __cplusplus

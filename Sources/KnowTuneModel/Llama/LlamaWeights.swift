@@ -169,9 +169,7 @@ public final class LlamaWeights {
 
     /// Writes the flat buffer to `path` as stored, for other processes to map.
     public func writeFlatFile(to path: String) throws {
-        try Self.publishFile(at: path) { write in
-            guard write(base, layout.totalCount * precision.bytesPerElement) else { throw FlatFileWriteFailed() }
-        }
+        try Self.publishFile(at: path) { write in try write(base, layout.totalCount * precision.bytesPerElement) }
     }
 
     /// Converts the flat fp32 file `source` into a flat file of `precision` at `path`, reading it in chunks (through
@@ -199,40 +197,37 @@ public final class LlamaWeights {
                     filled += got
                 }
                 precision.encode(floats, count: count, into: encoded)
-                guard write(encoded, count * precision.bytesPerElement) else { throw FlatFileWriteFailed() }
+                try write(encoded, count * precision.bytesPerElement)
                 start += count
             }
         }
     }
 
-    private struct FlatFileWriteFailed: Error {}
-
     /// Creates `path` through a temporary file, fsync and rename, so a reader never maps a partial file; `body`
-    /// writes the bytes with the function it is given (false on a write error).
+    /// writes the bytes with the function it is given. Any error leaves no file behind.
     private static func publishFile(at path: String,
-                                    _ body: ((UnsafeRawPointer, Int) -> Bool) throws -> Void) throws {
+                                    _ body: ((UnsafeRawPointer, Int) throws -> Void) throws -> Void) throws {
         let temporary = path + ".tmp-\(getpid())"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard descriptor >= 0 else {
             throw KnowTuneError.fileUnreadable(path: temporary, reason: "cannot create: \(String(cString: strerror(errno)))")
         }
-        func writeAll(_ bytes: UnsafeRawPointer, _ count: Int) -> Bool {
+        func writeAll(_ bytes: UnsafeRawPointer, _ count: Int) throws {
             var remaining = count, cursor = bytes
             while remaining > 0 {
                 let written = write(descriptor, cursor, min(remaining, 1 << 30))
-                guard written > 0 else { return false }
+                guard written > 0 else {
+                    throw KnowTuneError.fileUnreadable(path: temporary, reason: "cannot write: \(String(cString: strerror(errno)))")
+                }
                 remaining -= written
                 cursor += written
             }
-            return true
         }
         do {
             try body(writeAll)
         } catch {
-            let reason = error is FlatFileWriteFailed ? "cannot write: \(String(cString: strerror(errno)))" : nil
             close(descriptor)
             unlink(temporary)
-            if let reason { throw KnowTuneError.fileUnreadable(path: temporary, reason: reason) }
             throw error
         }
         let synced = fsync(descriptor) == 0

@@ -6,22 +6,25 @@ public enum LoRAMerger {
     /// W ← W + s·B·A on every adapted projection. 16-bit weights are merged in fp32 and rounded back to their
     /// precision, as PEFT merges in the model dtype.
     public static func merge(_ adapter: LoRABuffer, into weights: LlamaWeights) {
-        let r = adapter.layout.configuration.rank
-        let s = adapter.layout.configuration.scaling
         for slot in adapter.layout.slots {
-            let count = slot.outFeatures * slot.inFeatures
             let target = weights.frozenProjection(slot.layer, slot.kind)
-            let projection = weights.precision == .fp32
-                ? UnsafeMutablePointer(mutating: target.address.assumingMemoryBound(to: Float.self))
-                : UnsafeMutablePointer<Float>.allocate(capacity: count)
-            defer { if weights.precision != .fp32 { projection.deallocate() } }
-            if weights.precision != .fp32 { weights.precision.decode(target.address, count: count, into: projection) }
-            // W[out, in] += s · B[out, r] · A[r, in]
-            BLAS.gemm(m: slot.outFeatures, n: slot.inFeatures, k: r, alpha: s, a: adapter.values + slot.bOffset, lda: r,
-                      b: adapter.values + slot.aOffset, ldb: slot.inFeatures, beta: 1, c: projection, ldc: slot.inFeatures)
-            if weights.precision != .fp32 {
-                weights.precision.encode(projection, count: count, into: UnsafeMutableRawPointer(mutating: target.address))
+            let address = UnsafeMutableRawPointer(mutating: target.address)
+            guard weights.precision != .fp32 else {
+                addProduct(of: adapter, slot, into: address.assumingMemoryBound(to: Float.self))
+                continue
             }
+            let count = slot.outFeatures * slot.inFeatures
+            var widened = [Float](repeating: 0, count: count)
+            weights.precision.decode(target.address, count: count, into: &widened)
+            addProduct(of: adapter, slot, into: &widened)
+            weights.precision.encode(widened, count: count, into: address)
         }
+    }
+
+    /// W[out, in] += s · B[out, r] · A[r, in] for the projection of `slot`.
+    private static func addProduct(of adapter: LoRABuffer, _ slot: LoRAModuleSlot, into projection: UnsafeMutablePointer<Float>) {
+        BLAS.gemm(m: slot.outFeatures, n: slot.inFeatures, k: adapter.layout.configuration.rank,
+                  alpha: adapter.layout.configuration.scaling, a: adapter.values + slot.bOffset, lda: adapter.layout.configuration.rank,
+                  b: adapter.values + slot.aOffset, ldb: slot.inFeatures, beta: 1, c: projection, ldc: slot.inFeatures)
     }
 }

@@ -21,6 +21,13 @@ public struct LoadedModel {
         self.source = source
         self.format = format
     }
+
+    /// The same model with its base weights (fp32) stored in `precision`: a private allocated copy.
+    public func converted(to precision: BasePrecision) -> LoadedModel {
+        guard precision != weights.precision else { return self }
+        return LoadedModel(configuration: configuration, weights: LlamaWeights(converting: weights, to: precision),
+                           tokenizer: tokenizer, source: source, format: format + ", \(precision.rawValue)")
+    }
 }
 
 /// What a model is, without its weights: enough to map a cached flat copy of them.
