@@ -3,7 +3,7 @@
 # pairs, global batch 8, on this machine's cores: 1 rank x 2 threads (mpirun --bind-to none) and 2 ranks x 1
 # thread; the reference log-prob precompute time is reported separately (it runs once, before training).
 # Pairs: the first $DPO_BENCH_PAIRS (default 64) dolly_train records, chosen = the output, rejected = its
-# sentences in reverse order (shared/golden/dpo.json's construction). Writes out/bench/dpo.json. Run on an
+# sentences in reverse order (the golden dpo.json's construction). Writes out/bench/dpo.json. Run on an
 # otherwise idle machine.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

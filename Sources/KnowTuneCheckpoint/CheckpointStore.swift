@@ -10,7 +10,7 @@ import Glibc
 
 /// Reads and writes ``CheckpointContents`` as one HDF5 file, never leaving a half-written file under its name.
 ///
-/// Sequence (shared/notes/distributed-practice.md §4.2): `.state.h5.tmp-<pid>` → `H5Fclose` → `fsync` →
+/// Sequence: `.state.h5.tmp-<pid>` → `H5Fclose` → `fsync` →
 /// `rename` → `fsync(folder)`. HDF5 itself does not fsync, and is not crash-safe while open for write, so a
 /// file is never updated in place. A reader sees the previous file or the new one, never a mix.
 public struct CheckpointStore: Sendable {

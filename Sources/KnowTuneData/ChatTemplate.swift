@@ -20,7 +20,7 @@ public struct ChatTemplate: Equatable {
     public static let alpacaSystem =
         "Below is an instruction that describes a task. Write a response that appropriately completes the request."
 
-    /// KnowTune's `alpaca`: system, "\n\n", user turn; no BOS; response + EOS (shared/golden/README.md).
+    /// KnowTune's `alpaca`: system, "\n\n", user turn; no BOS; response + EOS (Tests/Fixtures/golden/README.md).
     public static let alpaca = ChatTemplate(kind: .alpaca)
     /// LLaMA-Factory 0.5.3's exact alpaca (no separator between system and user), for replays.
     public static let alpacaLF053 = ChatTemplate(kind: .alpacaLF053)
@@ -56,7 +56,7 @@ public struct ChatTemplate: Equatable {
         switch kind {
         case .alpaca:
             // One segment: with byte-level BPE a separately encoded "…\n\n" would end in the merged token "ĊĊ"
-            // where the reference prompt has "Ċ", "Ċ" (shared/golden prompt_ids).
+            // where the reference prompt has "Ċ", "Ċ" (the golden fixtures' prompt_ids).
             return [system + "\n\n### Instruction:\n\(content)\n\n### Response:\n"]
         case .alpacaLF053: return [system, "### Instruction:\n\(content)\n\n### Response:\n"]
         case .default: return [system + "\n", "Human: \(content)\nAssistant: "]

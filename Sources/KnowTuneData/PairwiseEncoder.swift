@@ -1,6 +1,6 @@
 // Implements turning ranking (preference) examples into DPO token pairs: prompt, chosen + EOS and rejected + EOS,
 // each answer truncated against the prompt on its own with LLaMA-Factory 0.5.3's proportional rule
-// (`preprocess_pairwise_dataset`, shared/notes/llamafactory-semantics.md §7.2); does not batch or compute anything.
+// (LLaMA-Factory 0.5.3's `preprocess_pairwise_dataset`); does not batch or compute anything.
 import Foundation
 import KnowTuneModel
 import KnowTuneTensor

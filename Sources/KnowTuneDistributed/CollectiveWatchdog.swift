@@ -7,7 +7,7 @@ import Foundation
 /// Turns a silent MPI hang (a rank stuck in `MPI_Allreduce` busy-polls forever) into a message and an exit.
 ///
 /// One thread per watchdog, started on first use; arming and disarming cost one lock each. MPI has no timeout
-/// of its own, unlike NCCL's watchdog (see shared/notes/distributed-practice.md §2.2).
+/// of its own, unlike NCCL's watchdog.
 public final class CollectiveWatchdog: @unchecked Sendable {
     /// What the watchdog knows about the collective in flight.
     public struct Collective: Sendable, Equatable {

@@ -8,7 +8,7 @@ import KnowTuneTensor
 /// Where each rank runs: host, local rank, allowed CPUs and compute threads.
 ///
 /// Binding is the classic CPU trap: Open MPI binds to core for np <= 2, so two ranks with 8 BLAS threads each
-/// share two cores (shared/notes/distributed-practice.md §2.7–2.8). Print ``summary`` and ``warnings`` at startup.
+/// share two cores. Print ``summary`` and ``warnings`` at startup.
 public struct NodeTopology: Equatable, Sendable {
     /// One rank's placement.
     public struct Placement: Codable, Equatable, Sendable {

@@ -3,7 +3,7 @@
 import Foundation
 import KnowTuneTensor
 
-/// A tiny logger that keeps N-rank output readable (shared/notes/distributed-practice.md §2.6).
+/// A tiny logger that keeps N-rank output readable.
 ///
 /// `KNOWTUNE_LOG_ALL_RANKS=1` turns on INFO from every rank; `KNOWTUNE_LOG_LEVEL=debug|info|warning|error` sets
 /// the threshold. Each line is one `write(2)`, so lines from different ranks do not interleave mid-line.

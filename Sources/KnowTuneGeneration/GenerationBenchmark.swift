@@ -78,7 +78,7 @@ public enum GenerationBenchmark {
     /// The `instruction` fields of an alpaca-format JSON list (`input` is empty in dolly_test).
     static func readInstructions(_ path: String) throws -> [String] {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw KnowTuneError.fileUnreadable(path: path, reason: "no such file (pass dolly_test.json from shared/data/knowtuning/dolly)")
+            throw KnowTuneError.fileUnreadable(path: path, reason: "no such file (pass an alpaca JSON list such as data/dolly/dolly_test.json)")
         }
         guard let records = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else {
             throw KnowTuneError.badFormat(path: path, reason: "expected a JSON list of alpaca records")

@@ -45,7 +45,7 @@ public struct GenerationConfiguration: Codable, Equatable {
         self.lengthPenalty = lengthPenalty
     }
 
-    /// Greedy decoding with everything else at its default (what shared/golden/greedy.json uses, with 40 tokens).
+    /// Greedy decoding with everything else at its default (what the golden greedy.json uses, with 40 tokens).
     public static func greedy(maxNewTokens: Int = 512) -> GenerationConfiguration {
         GenerationConfiguration(doSample: false, maxNewTokens: maxNewTokens)
     }

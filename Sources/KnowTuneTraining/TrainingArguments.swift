@@ -1,5 +1,5 @@
 // Implements the resolved settings of a `knowtune train` run, with LLaMA-Factory 0.5.3 / HF defaults in one
-// place (shared/notes/llamafactory-semantics.md §1); does not parse flags (TrainingArgumentParser) or run anything.
+// place (LLaMA-Factory 0.5.3's defaults); does not parse flags (TrainingArgumentParser) or run anything.
 import Foundation
 import KnowTuneModel
 import KnowTuneTensor

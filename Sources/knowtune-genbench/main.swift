@@ -8,11 +8,15 @@ import KnowTuneTensor
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    FileHandle.standardError.write(Data("usage: knowtune-genbench MODEL [DOLLY_TEST_JSON]\n  (default dataset: $KNOWTUNE_SHARED/data/knowtuning/dolly/dolly_test.json)\n".utf8))
+    FileHandle.standardError.write(Data("usage: knowtune-genbench MODEL [DOLLY_TEST_JSON]\n  (default dataset: data/dolly/dolly_test.json of the repository)\n".utf8))
     exit(2)
 }
-let shared = ProcessInfo.processInfo.environment["KNOWTUNE_SHARED"] ?? "shared"
-let datasetPath = arguments.count >= 3 ? arguments[2] : shared + "/data/knowtuning/dolly/dolly_test.json"
+// The repository's copy, found from the executable (.build/<config>/knowtune-genbench) or the working directory.
+let repositoryData = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("data").path
+let defaultDataset = ["data", repositoryData].map { $0 + "/dolly/dolly_test.json" }
+    .first { FileManager.default.fileExists(atPath: $0) } ?? "data/dolly/dolly_test.json"
+let datasetPath = arguments.count >= 3 ? arguments[2] : defaultDataset
 do {
     let dtype = ProcessInfo.processInfo.environment["KNOWTUNE_BASE_DTYPE"] ?? "fp32"
     guard let precision = BasePrecision(rawValue: dtype) else {

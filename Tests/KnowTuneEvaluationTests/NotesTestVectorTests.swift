@@ -1,4 +1,4 @@
-// Implements the test vectors of shared/notes/llamafactory-semantics.md §9 (computed there with
+// Implements LLaMA-Factory's metric test vectors (computed with
 // jieba 0.42.1, rouge-chinese 1.0.3 and nltk 3.7) and hand-derived edge cases; does not depend on
 // the generated fixtures.
 

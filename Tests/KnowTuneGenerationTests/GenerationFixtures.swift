@@ -1,5 +1,5 @@
 // Implements shared loading for the generation tests: the real SmolLM2 model (once per process, failing when it is
-// missing), shared/golden/greedy.json, and reference logits from the training forward; does not assert.
+// missing), the golden greedy.json, and reference logits from the training forward; does not assert.
 import Foundation
 import KnowTuneModel
 import KnowTuneTestSupport
@@ -13,7 +13,7 @@ enum GenerationFixtures {
         let text: String
     }
 
-    /// The two cases of shared/golden/greedy.json.
+    /// The two cases of the golden greedy.json.
     static func greedyCases() throws -> [GreedyCase] {
         let golden = try TestPaths.goldenJSON("greedy.json")
         let cases = golden["cases"] as? [[String: Any]] ?? []

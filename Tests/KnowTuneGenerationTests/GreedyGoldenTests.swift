@@ -1,4 +1,4 @@
-// Checks greedy generation on the real SmolLM2-135M against shared/golden/greedy.json (HF `generate` with a KV
+// Checks greedy generation on the real SmolLM2-135M against Tests/Fixtures/golden/greedy.json (HF `generate` with a KV
 // cache), with each prompt decoded alone and with both prompts (of different lengths) decoded in one batch.
 import KnowTuneModel
 import KnowTuneTestSupport

@@ -1,7 +1,7 @@
 // Checks a frozen base kept in bf16 or f16 (`--base_dtype`): the stored values are the rounded fp32 ones with the
 // norms decoded to fp32, the flat 16-bit file maps back to the same bytes, merges round the merged weight, f16
 // computes like fp32 on f16-rounded weights, and on the real SmolLM2 the response loss and LoRA gradients stay
-// within 1 % of HF's fp64 values (shared/golden).
+// within 1 % of HF's fp64 values (Tests/Fixtures/golden).
 import Foundation
 import KnowTuneTensor
 import KnowTuneTestSupport

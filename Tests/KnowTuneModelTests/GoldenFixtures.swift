@@ -1,5 +1,5 @@
 // Implements shared loading for the golden tests: the real SmolLM2 model (once per process), the golden
-// sequences and the LoRA pattern of shared/golden/README.md; does not assert anything itself.
+// sequences and the LoRA pattern of Tests/Fixtures/golden/README.md; does not assert anything itself.
 import Foundation
 import KnowTuneTestSupport
 @testable import KnowTuneData

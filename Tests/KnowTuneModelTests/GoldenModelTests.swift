@@ -1,5 +1,5 @@
-// Checks the engine on the real SmolLM2-135M against HF transformers + PEFT (shared/golden), at the tolerances
-// that shared/golden/README.md suggests for an fp32 implementation.
+// Checks the engine on the real SmolLM2-135M against HF transformers + PEFT (Tests/Fixtures/golden), at the tolerances
+// that Tests/Fixtures/golden/README.md gives for an fp32 implementation.
 import Foundation
 import KnowTuneTestSupport
 import XCTest

@@ -1,5 +1,5 @@
 // Tests the byte-level BPE tokenizer: the byte table, the GPT-2 split, merge order, added tokens, the loaders, and
-// SmolLM2's ids against HF's (shared/golden/tokenizer_cases.json, made with transformers 5.24).
+// SmolLM2's ids against HF's (Tests/Fixtures/golden/tokenizer_cases.json).
 import Foundation
 import XCTest
 

@@ -1,5 +1,5 @@
 // Implements tensor comparison for tests: max |Δ|, where it is, and the first mismatches (llm.c `check_tensor`);
-// does not decide tolerances (each test states its own, from shared/golden/README.md).
+// does not decide tolerances (each test states its own, from Tests/Fixtures/golden/README.md).
 import XCTest
 
 public struct TensorComparison: CustomStringConvertible {

@@ -21,7 +21,7 @@ public enum GoldenModel {
     public static func floatArray(_ value: Any?) -> [Float] { (value as? [Any] ?? []).compactMap { ($0 as? NSNumber)?.floatValue } }
     public static func double(_ value: Any?) -> Double { (value as? NSNumber)?.doubleValue ?? .nan }
 
-    /// shared/golden/README.md's pattern: A[i,j] = ((3i + 5j + 7·layer + 11m) mod 19 − 9)/512,
+    /// Tests/Fixtures/golden/README.md's pattern: A[i,j] = ((3i + 5j + 7·layer + 11m) mod 19 − 9)/512,
     /// B[i,j] = ((7i + 2j + 5·layer + 3m) mod 23 − 11)/1024, m = the module kind's index.
     public static func fillPattern(_ buffer: LoRABuffer) {
         let r = buffer.layout.configuration.rank

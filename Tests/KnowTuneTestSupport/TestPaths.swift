@@ -1,4 +1,4 @@
-// Implements the locations tests read and write: the repository, shared/golden, the fetched model, and per-process
+// Implements the locations tests read and write: the repository, the golden fixtures, the fetched model, and per-process
 // scratch folders; does not download.
 import Foundation
 import XCTest
@@ -8,13 +8,8 @@ public enum TestPaths {
     public static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// `shared/` beside the checkout (CI puts it there), or `KNOWTUNE_SHARED`.
-    public static var shared: URL {
-        if let override = ProcessInfo.processInfo.environment["KNOWTUNE_SHARED"] { return URL(fileURLWithPath: override) }
-        return repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared")
-    }
-
-    public static var golden: URL { shared.appendingPathComponent("golden") }
+    /// HF transformers + PEFT reference values for SmolLM2 (`Tests/Fixtures/golden`, made by its make_golden.py).
+    public static let golden: URL = repositoryRoot.appendingPathComponent("Tests/Fixtures/golden")
 
     /// The SmolLM2 GGUF that `launch/fetch-model.sh` puts in `models/smollm2/`, or `KNOWTUNE_MODEL`.
     public static var smolLM2: String {
@@ -43,7 +38,7 @@ public enum TestPaths {
     /// Throws (a failure, never a skip: a missing fixture in CI must be red) when a required file is absent.
     public static func require(_ path: String) throws -> String {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw MissingFixture(description: "required file missing: \(path) (run launch/fetch-model.sh, and keep shared/ beside the checkout)")
+            throw MissingFixture(description: "required file missing: \(path) (run launch/fetch-model.sh for the model; fixtures are part of the repository)")
         }
         return path
     }

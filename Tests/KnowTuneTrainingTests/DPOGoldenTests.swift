@@ -1,4 +1,4 @@
-// The DPO pair of shared/golden/dpo.json on the real SmolLM2 model: the pairwise encoder reproduces its ids, the
+// The DPO pair of the golden dpo.json on the real SmolLM2 model: the pairwise encoder reproduces its ids, the
 // four log-prob sums (policy = base + the README's r=8 LoRA pattern, reference = the adapter disabled, computed by
 // ReferenceLogProbabilities), the rewards, the SFT term, the total loss, and the gradient norm of the total loss
 // through DPOTrainer's own step, all within the README's fp32 tolerances.

@@ -40,10 +40,7 @@ from rouge_chinese import Rouge
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-DOLLY_CANDIDATES = [
-    os.path.join(REPO_ROOT, "..", "shared", "data", "knowtuning", "dolly", "dolly_test.json"),
-    "/work/shared/data/knowtuning/dolly/dolly_test.json",
-]
+DOLLY_TEST = os.path.join(REPO_ROOT, "data", "dolly", "dolly_test.json")
 
 jieba.setLogLevel(60)
 
@@ -93,11 +90,10 @@ def has_cjk_ideograph(text):
 
 
 def load_dolly():
-    for path in DOLLY_CANDIDATES:
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                return [row["output"] for row in json.load(f)]
-    sys.exit("dolly_test.json not found in " + repr(DOLLY_CANDIDATES))
+    if not os.path.exists(DOLLY_TEST):
+        sys.exit("dolly_test.json not found at " + DOLLY_TEST)
+    with open(DOLLY_TEST, encoding="utf-8") as f:
+        return [row["output"] for row in json.load(f)]
 
 
 def perturb_drop(text, rng, fraction):

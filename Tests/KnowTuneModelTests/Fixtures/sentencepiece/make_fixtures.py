@@ -7,7 +7,7 @@ scores and types for a GGUF (`tokenizer.ggml.model = llama`), and records HF's i
 decodes for the test strings.
 
     pip install sentencepiece tokenizers transformers protobuf
-    python make_fixtures.py /path/to/shared   # KNOWTUNE_SHARED; reads data/knowtuning/dolly/dolly_train.json
+    python make_fixtures.py [DATA_DIR]   # default: the repository's data/; reads dolly/dolly_{train,test}.json
 
 Made with sentencepiece 0.2.3, tokenizers 0.23.3, transformers 5.24.0 (cases.json records the versions). The
 trained tokenizer.model is kept and reused; delete it to train again.
@@ -35,7 +35,7 @@ from tokenizers import Tokenizer, normalizers
 from transformers import LlamaTokenizer, PreTrainedTokenizerFast
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("KNOWTUNE_SHARED", "/work/shared")
+DATA = sys.argv[1] if len(sys.argv) > 1 else os.path.abspath(os.path.join(HERE, "..", "..", "..", "..", "data"))
 LAYOUTS = ["legacy", "metaspace-always", "metaspace-first"]
 
 SYSTEM = ("Below is an instruction that describes a task. "
@@ -122,7 +122,7 @@ DECODE_IDS = [
 
 
 def train(model_prefix):
-    records = json.load(open(os.path.join(SHARED, "data/knowtuning/dolly/dolly_train.json")))
+    records = json.load(open(os.path.join(DATA, "dolly/dolly_train.json")))
     answers = [record["output"] for record in records[:3000]]
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(answers), model_prefix=model_prefix, model_type="bpe", vocab_size=1200,
@@ -165,7 +165,7 @@ def main():
     backends["legacy-normalized-specials"] = Tokenizer.from_str(json.dumps(edited))
 
     # Held-out answers: long BPE words (a whole segment is one word) over real text.
-    test_records = json.load(open(os.path.join(SHARED, "data/knowtuning/dolly/dolly_test.json")))
+    test_records = json.load(open(os.path.join(DATA, "dolly/dolly_test.json")))
     held_out = [(f"dolly_test answer {index}", record["output"]) for index, record in enumerate(test_records[:3])]
     cases = []
     for name, text in CASES + held_out:
