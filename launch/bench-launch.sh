@@ -5,13 +5,12 @@
 # without a 2 ms / 1 Gbit link. Reports real tokens/s, the largest peak RSS of any rank, the slowest rank's mean
 # all-reduce time per step (waiting for slower ranks included), and the PSS of the node-shared base weights summed
 # over the ranks with each rank's private part (launch/weights-pss.py). Writes out/bench/launch.json.
-# Needs root for the namespaces (shared/tools/launch-lab beside the checkout, or KNOWTUNE_SHARED). Run it idle.
+# Needs root for the namespaces (launch/lab/hosts.sh). Run it idle.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 samples="${SAMPLES:-64}"
-lab="${KNOWTUNE_SHARED:-$repo_root/../shared}/tools/launch-lab"
-[ -x "$lab/netns_recipe.sh" ] || { echo "bench-launch: the launch lab is missing at $lab" >&2; exit 2; }
+lab="$repo_root/launch/lab"
 "$repo_root/launch/fetch-model.sh"
 swift build -c release --product knowtune >&2
 knowtune="$repo_root/.build/release/knowtune"
@@ -39,7 +38,8 @@ run 2x1 "$mpirun_wrapper" -n 2 --threads 1 --global-batch 8 -- "${common[@]}"
 run 4x1-oversubscribed "$mpirun_wrapper" -n 4 --threads 1 --global-batch 8 -- "${common[@]}"
 
 hosts() {   # (re)builds the two namespace hosts; extra KT_* knobs as arguments
-    (cd "$lab" && env -u KT_DELAY -u KT_RATE KT_NHOSTS=2 "$@" ./netns_recipe.sh > "$out/netns.log" 2>&1 < /dev/null)
+    env -u KT_DELAY -u KT_RATE -u KT_MTU -u KT_SLOTS KT_NHOSTS=2 "$@" "$lab/hosts.sh" start > "$out/hosts.log" 2>&1 < /dev/null \
+        || { cat "$out/hosts.log" >&2; exit 1; }
 }
 lab_dir="${KT_LAB_DIR:-${TMPDIR:-/tmp}/kt-lab}"
 across_hosts() {
@@ -52,7 +52,7 @@ hosts
 across_hosts 2hosts
 hosts KT_DELAY=2ms KT_RATE=1gbit
 across_hosts 2hosts-2ms-1gbit
-(cd "$lab" && ./netns_teardown.sh > /dev/null 2>&1) || true
+"$lab/hosts.sh" stop > /dev/null 2>&1 || true
 
 python3 - "$out" <<'PY'
 import json, sys

@@ -1,7 +1,7 @@
-// Implements the launch tests' use of shared/tools/launch-lab: the Debian packages it needs, a real single-node
-// Slurm and network-namespace "hosts" started and stopped idempotently, Slurm job submission and waiting, and a
-// process that runs in the background (to kill one of its ranks); does not skip: a missing lab, package or
-// daemon fails the test.
+// Implements the launch tests' use of the repository's launch lab (launch/lab/): the Debian packages it needs, a
+// real single-node Slurm and network-namespace "hosts" started and stopped idempotently, Slurm job submission and
+// waiting, and a process that runs in the background (to kill one of its ranks); does not skip: a missing lab,
+// package or daemon fails the test.
 import Foundation
 import KnowTuneTestSupport
 import XCTest
@@ -11,11 +11,11 @@ enum LaunchLab {
         let description: String
     }
 
-    /// `shared/tools/launch-lab/` beside the checkout (or under KNOWTUNE_SHARED).
+    /// The checkout's `launch/lab/` (slurm.sh, hosts.sh, lab.sh).
     static func tools() throws -> String {
-        let path = TestPaths.shared.appendingPathComponent("tools/launch-lab").path
-        guard FileManager.default.fileExists(atPath: path + "/slurm_recipe.sh") else {
-            throw LabError(description: "the launch lab is missing: \(path) (keep shared/ beside the checkout or set KNOWTUNE_SHARED)")
+        let path = TestPaths.repositoryRoot.appendingPathComponent("launch/lab").path
+        guard FileManager.default.isExecutableFile(atPath: path + "/slurm.sh") else {
+            throw LabError(description: "the launch lab is missing: \(path)/slurm.sh")
         }
         return path
     }
@@ -44,20 +44,21 @@ enum LaunchLab {
         return result
     }
 
-    /// Runs a lab recipe in the lab's folder. Recipes leave daemons running (slurmd, munged, the delayed link) that
+    /// Runs a lab script in the lab's folder. The scripts leave daemons running (slurmd, munged, the delayed link) that
     /// inherit every open descriptor: Foundation's Process learns that a child ended when its end of a socket pair
-    /// closes, and our output pipes wait for EOF, so the recipe runs with descriptors above 2 closed and its output
+    /// closes, and our output pipes wait for EOF, so the script runs with descriptors above 2 closed and its output
     /// in a file that is printed afterwards.
     static func runRecipe(_ command: String, environment: [String: String] = [:], timeout: TimeInterval) throws {
-        let log = directory + "/recipe.log"
+        let log = directory + "/script.log"
         let closeInherited = #"for fd in /proc/$BASHPID/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-" 2>/dev/null; done"#
         try shell("mkdir -p '\(directory)' && cd '\(try tools())' && ( \(closeInherited); \(command) ) > '\(log)' 2>&1 < /dev/null; "
                       + "status=$?; cat '\(log)'; exit $status", environment: environment, timeout: timeout, command)
     }
 
-    /// Installs what the lab needs and a fresh Debian may lack: Slurm and munge (slurm_recipe.sh would install them
-    /// too, but without `apt-get update` first), bc (the recipes print timings with it), iproute2 (`ip netns`, `tc`)
-    /// and python3 (the delayed link). About 15 s on a fresh machine, nothing when present.
+    /// Installs what the lab needs and a fresh Debian may lack, through `lab.sh install` (`apt-get update` first):
+    /// Slurm and munge, iproute2 (`ip netns`, `tc`) and python3 (the delayed link); the list below only decides
+    /// whether to call it and must name the same packages as LAB_PACKAGES in launch/lab/common.sh. About 15 s on a
+    /// fresh machine, nothing when present.
     static func ensurePackages() throws {
         lock.lock()
         defer { lock.unlock() }
@@ -65,7 +66,7 @@ enum LaunchLab {
         guard getuid() == 0 else {
             throw LabError(description: "the launch tests start Slurm daemons and network namespaces: run them as root")
         }
-        let packages = ["slurm-wlm", "munge", "bc", "iproute2", "python3"]
+        let packages = ["slurm-wlm", "munge", "iproute2", "python3"]
         let check = try Testkit.run("/bin/bash", ["-c", """
             for p in \(packages.joined(separator: " ")); do
               dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
@@ -74,9 +75,8 @@ enum LaunchLab {
         let missing = check.standardOutput.split(separator: "\n").map(String.init)
         if !missing.isEmpty {
             let start = Date()
-            // Package scripts may start daemons (munged): same output redirection as the recipes.
-            try runRecipe("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \(missing.joined(separator: " "))",
-                          timeout: 900)
+            // Package scripts may start daemons (munged): same output redirection as the other lab scripts.
+            try runRecipe("./lab.sh install", timeout: 900)
             print("launch-lab: installed \(missing.joined(separator: " ")) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
         }
         packagesReady = true
@@ -84,14 +84,14 @@ enum LaunchLab {
 
     // MARK: Slurm
 
-    /// Starts the lab's single-node Slurm unless it already answers (slurm_recipe.sh is idempotent).
+    /// Starts the lab's single-node Slurm unless it already answers (`slurm.sh start` is idempotent).
     static func startSlurm() throws {
         try ensurePackages()
         lock.lock()
         defer { lock.unlock() }
         let running = (try? Testkit.run("/bin/bash", ["-c", "scontrol ping | grep -q UP"], timeout: 20))?.status == 0
         let start = Date()
-        try runRecipe("./slurm_recipe.sh", timeout: 300)
+        try runRecipe("./slurm.sh start", timeout: 300)
         if !running {
             slurmStartedHere = true
             print("launch-lab: Slurm started in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
@@ -103,7 +103,7 @@ enum LaunchLab {
         lock.lock()
         defer { lock.unlock() }
         guard slurmStartedHere, let tools = try? tools() else { return }
-        _ = try? shell("cd '\(tools)' && ./slurm_stop.sh", timeout: 60, "slurm_stop.sh")
+        _ = try? shell("cd '\(tools)' && ./slurm.sh stop", timeout: 60, "slurm.sh stop")
         slurmStartedHere = false
     }
 
@@ -170,9 +170,10 @@ enum LaunchLab {
         var environment = ["KT_NHOSTS": "2"]
         if let delay { environment["KT_DELAY"] = delay }
         if let rate { environment["KT_RATE"] = rate }
-        // The recipe clears a previous set-up itself; unset knobs must not leak in from the caller's environment.
-        let unset = ["KT_DELAY", "KT_RATE"].filter { environment[$0] == nil }.map { "-u \($0)" }.joined(separator: " ")
-        try runRecipe("env \(unset) ./netns_recipe.sh", environment: environment, timeout: 60)
+        // `hosts.sh start` clears a previous set-up itself; unset knobs must not leak in from the caller's environment.
+        let unset = ["KT_DELAY", "KT_RATE", "KT_MTU", "KT_SLOTS"].filter { environment[$0] == nil }
+            .map { "-u \($0)" }.joined(separator: " ")
+        try runRecipe("env \(unset) ./hosts.sh start", environment: environment, timeout: 60)
         hostsConfiguration = configuration
         return launcher
     }
@@ -181,7 +182,7 @@ enum LaunchLab {
         lock.lock()
         defer { lock.unlock() }
         guard hostsConfiguration != nil, let tools = try? tools() else { return }
-        _ = try? shell("cd '\(tools)' && ./netns_teardown.sh", timeout: 60, "netns_teardown.sh")
+        _ = try? shell("cd '\(tools)' && ./hosts.sh stop", timeout: 60, "hosts.sh stop")
         hostsConfiguration = nil
     }
 }
