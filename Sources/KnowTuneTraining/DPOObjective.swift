@@ -1,152 +1,107 @@
-// Implements the DPO loss of one preference pair from its four sequence log-probabilities, with the derivatives
-// the trainer turns into per-token weights: TRL 0.7.11 `DPOTrainer.dpo_loss` (sigmoid with label smoothing 0,
-// hinge, ipo) plus LLaMA-Factory 0.5.3's `dpo_ftx` term (`CustomDPOTrainer.get_batch_loss_metrics`); does not run
-// the model or average over a batch (DPOTrainer does).
+// Implements DPO (LLaMA-Factory 0.5.3 `CustomDPOTrainer` over TRL 0.7.11) as a training objective: a unit is a
+// preference pair (its two sequences stay on one rank); the policy runs over a micro-batch of pairs, the DPO loss of
+// each pair (DPOLoss) becomes per-token weights, and the backward pass accumulates the gradient. The batch loss is the
+// mean over all pairs of the global batch (each rank adds its pairs' losses divided by the global pair count), so N
+// ranks reproduce 1 rank. Its preparation step is the reference pass: log-probs of every pair under the reference,
+// computed once (ReferenceLogProbabilities). Does not run the loop or evaluate (the release's scripts do not).
 //
-// Notation: πc, πr = policy log-probs of the chosen / rejected answer (sums over answer tokens, EOS included; LF053
-// overrides `concatenated_forward` with `average_log_prob=False` for every loss type); rc, rr = the reference's;
-// z = (πc − πr) − (rc − rr); n = chosen answer length.
-//   sigmoid: ℓ = −log σ(βz)          ∂ℓ/∂z = −β·σ(−βz)
-//   hinge:   ℓ = max(0, 1 − βz)      ∂ℓ/∂z = −β where 1 − βz > 0, else 0 (torch's relu has gradient 0 at 0)
-//   ipo:     ℓ = (z − 1/(2β))²       ∂ℓ/∂z = 2(z − 1/(2β))
-//   ftx γ:   + γ·(−πc/n), the token-mean NLL of the chosen answer (LF053 `sft_loss`, average_log_prob=True)
-// Rewards (detached): β(πc − rc) and β(πr − rr).
+// Metrics (TRL `DPOTrainer.store_metrics`/`log`): per step, the means over the step's pairs of rewards/chosen,
+// rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen, logps/rejected, all-reduced over ranks (TRL
+// logs rank 0's own micro-batches only); the loop logs their mean over the steps since the last log and adds the
+// steps after the last log to the train summary, as TRL's `log` override does. TRL's logits/chosen and
+// logits/rejected (means over every vocabulary logit) are not computed: the engine never materialises full logits.
 import Foundation
-import KnowTuneTensor
+import KnowTuneData
+import KnowTuneDistributed
+import KnowTuneModel
 
-public struct DPOObjective: Equatable {
-    public enum LossKind: String, CaseIterable {
-        case sigmoid, hinge, ipo
+public final class DPOObjective: TrainingObjective {
+    let loss: DPOLoss
+    let train: [EncodedPair]
+    let reference: ReferenceLogProbabilities
+    private let plan: ActivationPlan
+    /// The current step's global pair count.
+    private var pairCount = 1.0
+
+    public let title = "DPO training"
+    public let unitName = "pairs"
+    public let stage = "dpo"
+    public let trainTokenCounts: [Int]
+    public let validationTokenCounts: [Int] = []
+    public let longestSequence: Int
+    public let throughput = ThroughputUnit(name: "pairs", abbreviation: "pairs/s", decimals: 2)
+    public let metricNames = ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"]
+    public let metricsInLogLine = ["rewards/margins", "rewards/accuracies"]
+    /// The loss, then DPOMetricSums' seven sums.
+    public let scalarCount = 8
+
+    public init(arguments: TrainingArguments, model: LlamaConfiguration, loraLayout: LoRALayout, train: [EncodedPair],
+                reference: ReferenceLogProbabilities) throws {
+        precondition(reference.chosen.count == train.count, "one reference value per training pair")
+        loss = try DPOLoss(arguments: arguments)
+        self.train = train
+        self.reference = reference
+        let capacity = DPOPairBatch.capacity(train, tokenBudget: arguments.tokenBudget)
+        trainTokenCounts = train.map(\.tokenCount)
+        longestSequence = capacity.sequence
+        plan = ActivationPlan(model: model, loraLayout: loraLayout, tokenCapacity: capacity.tokens, sequenceCapacity: capacity.sequence)
     }
 
-    public let kind: LossKind
-    /// β (`--dpo_beta`).
-    public let beta: Double
-    /// γ (`--dpo_ftx`); LF053 adds the SFT term only when γ > 1e-6.
-    public let ftx: Double
-
-    public init(kind: LossKind, beta: Double, ftx: Double = 0) {
-        self.kind = kind
-        self.beta = beta
-        self.ftx = ftx
-    }
-
-    public init(arguments: TrainingArguments) throws {
-        guard let kind = LossKind(rawValue: arguments.dpoLoss) else {
-            throw KnowTuneError.unsupported(what: "dpo_loss \(arguments.dpoLoss)", supported: LossKind.allCases.map(\.rawValue).joined(separator: ", "))
+    /// The preparation step: the reference log-probs of `pairs` (sharded over the ranks), then the objective.
+    public static func prepare(arguments: TrainingArguments, model: LoadedModel, loraLayout: LoRALayout, pairs: [EncodedPair],
+                               referenceModel: LoadedModel?, communicator: any Communicator) throws -> DPOObjective {
+        let longest = DPOPairBatch.capacity(pairs, tokenBudget: arguments.tokenBudget).sequence
+        let weights = referenceModel?.weights ?? model.weights
+        let decoder = LlamaDecoder(weights: weights, maxPositions: max(arguments.cutoffLength + 1,
+                                                                      weights.configuration.maxPositionEmbeddings, longest))
+        let reference = try withExtendedLifetime(referenceModel) {
+            try ReferenceLogProbabilities.compute(pairs: pairs, decoder: decoder, tokenBudget: arguments.tokenBudget,
+                                                  communicator: communicator)
         }
-        guard arguments.dpoBeta > 0 else { throw KnowTuneError.invalidConfiguration("--dpo_beta must be positive") }
-        self.init(kind: kind, beta: arguments.dpoBeta, ftx: arguments.dpoFTX)
+        return try DPOObjective(arguments: arguments, model: model.configuration, loraLayout: loraLayout, train: pairs,
+                                reference: reference)
     }
 
-    /// The four log-probabilities of one pair (and the chosen answer's length, for the SFT term).
-    public struct Pair: Equatable {
-        public var policyChosen: Double
-        public var policyRejected: Double
-        public var referenceChosen: Double
-        public var referenceRejected: Double
-        public var chosenLength: Int
+    public var summary: String { "loss \(loss.kind.rawValue) beta \(loss.beta) ftx \(loss.ftx)" }
+    public var finalMetrics: [String: Double] { ["reference_runtime": (reference.seconds * 10000).rounded() / 10000] }
 
-        public init(policyChosen: Double, policyRejected: Double, referenceChosen: Double, referenceRejected: Double, chosenLength: Int) {
-            self.policyChosen = policyChosen
-            self.policyRejected = policyRejected
-            self.referenceChosen = referenceChosen
-            self.referenceRejected = referenceRejected
-            self.chosenLength = chosenLength
+    public func throughputAmount(ofUnit unit: Int) -> Int { 1 }
+
+    public func beginStep(batch: [Int], step: Int) {
+        // The mean over every pair of the global batch: each pair's loss and gradient carry 1/P on whichever rank.
+        pairCount = Double(max(batch.count, 1))
+    }
+
+    public func accumulate(units: [Int], context: PassContext) -> [Double] {
+        let packed = DPOPairBatch.pack(units.map { train[$0] })
+        // TRL disables dropout in DPO (`disable_dropout_in_model`), so no mask here.
+        let logProbabilities = context.decoder.forward(batch: packed, plan: plan, lora: context.parameters)
+        let policy = DPOPairBatch.sequenceSums(logProbabilities, batch: packed)
+        var lossSum = 0.0
+        var sums = DPOMetricSums()
+        var sequenceWeights = [Double](repeating: 0, count: packed.sequenceCount)
+        for (k, unit) in units.enumerated() {
+            let terms = loss.terms(DPOLoss.Pair(
+                policyChosen: policy[2 * k], policyRejected: policy[2 * k + 1],
+                referenceChosen: reference.chosen[unit], referenceRejected: reference.rejected[unit],
+                chosenLength: train[unit].chosen.count))
+            lossSum += terms.loss / pairCount
+            sums.add(terms, policyChosen: policy[2 * k], policyRejected: policy[2 * k + 1])
+            // The engine's loss is Σ w·(−log p), so a token of sequence s gets w = −∂L/∂logp_s.
+            sequenceWeights[2 * k] = -terms.gradientChosen / pairCount
+            sequenceWeights[2 * k + 1] = -terms.gradientRejected / pairCount
         }
-    }
-
-    /// One pair's loss, its parts and its derivatives.
-    public struct Terms: Equatable {
-        /// z = (πc − πr) − (rc − rr).
-        public var logits: Double
-        /// ℓ(z), the preference part.
-        public var preferenceLoss: Double
-        /// −πc/n (reported whether or not γ is on).
-        public var sftLoss: Double
-        /// ℓ + γ·sftLoss when γ > 1e-6, else ℓ.
-        public var loss: Double
-        public var chosenReward: Double
-        public var rejectedReward: Double
-        /// ∂loss/∂πc and ∂loss/∂πr.
-        public var gradientChosen: Double
-        public var gradientRejected: Double
-    }
-
-    public var usesSFTTerm: Bool { ftx > 1e-6 }
-
-    public func terms(_ pair: Pair) -> Terms {
-        let z = (pair.policyChosen - pair.policyRejected) - (pair.referenceChosen - pair.referenceRejected)
-        let loss: Double
-        let slope: Double
-        switch kind {
-        case .sigmoid:
-            // −log σ(x) = softplus(−x), written to stay finite for large |x|.
-            let x = beta * z
-            loss = max(-x, 0) + log1p(exp(-abs(x)))
-            slope = -beta * Self.sigmoid(-x)
-        case .hinge:
-            let margin = 1 - beta * z
-            loss = max(0, margin)
-            slope = margin > 0 ? -beta : 0
-        case .ipo:
-            let offset = z - 1 / (2 * beta)
-            loss = offset * offset
-            slope = 2 * offset
+        if sequenceWeights.contains(where: { $0 != 0 }) {  // none, e.g., under a saturated hinge
+            let weights = packed.targetSequence.map { Float(sequenceWeights[$0]) }
+            context.decoder.backward(batch: packed, plan: plan, lora: context.parameters, gradients: context.gradients, weights: weights)
         }
-        let length = Double(max(pair.chosenLength, 1))
-        let sft = -pair.policyChosen / length
-        let total = usesSFTTerm ? loss + ftx * sft : loss
-        return Terms(logits: z, preferenceLoss: loss, sftLoss: sft, loss: total,
-                     chosenReward: beta * (pair.policyChosen - pair.referenceChosen),
-                     rejectedReward: beta * (pair.policyRejected - pair.referenceRejected),
-                     gradientChosen: slope - (usesSFTTerm ? ftx / length : 0), gradientRejected: -slope)
+        return [lossSum] + sums.array
     }
 
-    static func sigmoid(_ x: Double) -> Double {
-        x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))
-    }
-}
-
-/// The per-step DPO metrics (TRL's names), kept as sums over pairs so that ranks add them and divide once.
-public struct DPOMetricSums: Equatable {
-    public var chosenReward = 0.0
-    public var rejectedReward = 0.0
-    public var accuracy = 0.0
-    public var margin = 0.0
-    public var policyChosen = 0.0
-    public var policyRejected = 0.0
-    public var pairs = 0.0
-
-    public init() {}
-
-    public mutating func add(_ terms: DPOObjective.Terms, policyChosen: Double, policyRejected: Double) {
-        chosenReward += terms.chosenReward
-        rejectedReward += terms.rejectedReward
-        // TRL: (chosen_rewards > rejected_rewards).float(), strict.
-        accuracy += terms.chosenReward > terms.rejectedReward ? 1 : 0
-        margin += terms.chosenReward - terms.rejectedReward
-        self.policyChosen += policyChosen
-        self.policyRejected += policyRejected
-        pairs += 1
+    public func metrics(fromReduced sums: [Double]) -> [Double] {
+        let means = DPOMetricSums(array: sums).means
+        return metricNames.map { means[$0] ?? .nan }
     }
 
-    /// The values in a fixed order, for all-reduces and checkpoints.
-    public var array: [Double] { [chosenReward, rejectedReward, accuracy, margin, policyChosen, policyRejected, pairs] }
-
-    public init(array values: [Double]) {
-        precondition(values.count == 7, "DPO metric sums have 7 values")
-        (chosenReward, rejectedReward, accuracy, margin) = (values[0], values[1], values[2], values[3])
-        (policyChosen, policyRejected, pairs) = (values[4], values[5], values[6])
-    }
-
-    /// The per-pair means under TRL's keys.
-    public var means: [String: Double] {
-        let n = max(pairs, 1)
-        return [
-            "rewards/chosen": chosenReward / n, "rewards/rejected": rejectedReward / n,
-            "rewards/accuracies": accuracy / n, "rewards/margins": margin / n,
-            "logps/chosen": policyChosen / n, "logps/rejected": policyRejected / n,
-        ]
-    }
+    public func evaluate(units: [Int], context: PassContext) -> (negativeLogLikelihood: Double, targets: Double) { (0, 0) }
 }

@@ -39,18 +39,23 @@ public enum TrainingWorkflow {
             // Every rank prepares the same data; only rank 0 reports on it.
             try prepareData(arguments, tokenizer: model.tokenizer, logger: communicator.isMainRank ? logger : nil)
         }
-        let trainer = try SFTTrainer(arguments: arguments, communicator: communicator, logger: logger, model: model,
-                                     lora: lora, train: train, validation: validation)
-        if let resumeFolder {
-            try Consensus.runAgreed(communicator: communicator, operation: "resume") { try trainer.restore(from: resumeFolder) }
-            logger.info("resumed from \(resumeFolder) at step \(trainer.globalStep)")
-        }
+        let objective = SFTObjective(arguments: arguments, model: model.configuration, loraLayout: lora.layout, train: train,
+                                     validation: validation)
+        let trainer = try Trainer(objective: objective, arguments: arguments, communicator: communicator, logger: logger,
+                                  model: model, lora: lora)
+        try resume(trainer, from: resumeFolder, communicator: communicator, logger: logger)
         if arguments.doTrain {
             StopSignal.install()
             try trainer.run()
         } else if arguments.doEval {
-            try trainer.writeEvaluation(epoch: 0)
+            try trainer.writeEvaluation()
         }
+    }
+
+    static func resume(_ trainer: Trainer, from folder: String?, communicator: any Communicator, logger: RankLogger) throws {
+        guard let folder else { return }
+        try Consensus.runAgreed(communicator: communicator, operation: "resume") { try trainer.restore(from: folder) }
+        logger.info("resumed from \(folder) at step \(trainer.globalStep)")
     }
 
     // MARK: - DPO
@@ -83,22 +88,13 @@ public enum TrainingWorkflow {
         let referenceModel = try Consensus.runAgreed(communicator: communicator, operation: "load reference model") {
             try ReferenceLogProbabilities.loadReferenceModel(arguments, policy: model.configuration)
         }
-        let longest = DPOPairBatch.capacity(pairs, tokenBudget: arguments.tokenBudget).sequence
-        let reference = try withExtendedLifetime(referenceModel) { () throws -> ReferenceLogProbabilities in
-            let weights = referenceModel?.weights ?? model.weights
-            let configuration = weights.configuration
-            let decoder = LlamaDecoder(weights: weights, maxPositions: max(arguments.cutoffLength + 1, configuration.maxPositionEmbeddings, longest))
-            return try ReferenceLogProbabilities.compute(pairs: pairs, decoder: decoder, tokenBudget: arguments.tokenBudget,
-                                                         communicator: communicator)
-        }
-        logger.info(String(format: "reference log-probs of %d pairs in %.2f s (%@)", pairs.count, reference.seconds,
+        let objective = try DPOObjective.prepare(arguments: arguments, model: model, loraLayout: lora.layout, pairs: pairs,
+                                                 referenceModel: referenceModel, communicator: communicator)
+        logger.info(String(format: "reference log-probs of %d pairs in %.2f s (%@)", pairs.count, objective.reference.seconds,
                            arguments.refModel.map { "--ref_model \($0)" } ?? "the base model with the adapter disabled"))
-        let trainer = try DPOTrainer(arguments: arguments, communicator: communicator, logger: logger, model: model, lora: lora,
-                                     train: pairs, reference: reference)
-        if let resumeFolder {
-            try Consensus.runAgreed(communicator: communicator, operation: "resume") { try trainer.restore(from: resumeFolder) }
-            logger.info("resumed from \(resumeFolder) at step \(trainer.globalStep)")
-        }
+        let trainer = try Trainer(objective: objective, arguments: arguments, communicator: communicator, logger: logger,
+                                  model: model, lora: lora)
+        try resume(trainer, from: resumeFolder, communicator: communicator, logger: logger)
         StopSignal.install()
         try trainer.run()
     }

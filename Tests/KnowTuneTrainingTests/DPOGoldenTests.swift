@@ -1,7 +1,7 @@
 // The DPO pair of the golden dpo.json on the real SmolLM2 model: the pairwise encoder reproduces its ids, the
 // four log-prob sums (policy = base + the README's r=8 LoRA pattern, reference = the adapter disabled, computed by
 // ReferenceLogProbabilities), the rewards, the SFT term, the total loss, and the gradient norm of the total loss
-// through DPOTrainer's own step, all within the README's fp32 tolerances.
+// through the training loop's own step, all within the README's fp32 tolerances.
 import Foundation
 import KnowTuneDistributed
 import KnowTuneTestSupport
@@ -57,7 +57,7 @@ final class DPOGoldenTests: XCTestCase {
         XCTAssertEqual(policy[0], Self.number(expected["policy_chosen_logp"]), accuracy: logProbabilityTolerance)
         XCTAssertEqual(policy[1], Self.number(expected["policy_rejected_logp"]), accuracy: logProbabilityTolerance)
 
-        let objective = DPOObjective(kind: .sigmoid, beta: 0.1, ftx: 0.2)
+        let objective = DPOLoss(kind: .sigmoid, beta: 0.1, ftx: 0.2)
         let terms = objective.terms(.init(policyChosen: policy[0], policyRejected: policy[1], referenceChosen: reference.chosen[0],
                                           referenceRejected: reference.rejected[0], chosenLength: pair.chosen.count))
         XCTAssertEqual(terms.logits * objective.beta, Self.number(expected["dpo_logits"]), accuracy: lossTolerance)
@@ -78,9 +78,11 @@ final class DPOGoldenTests: XCTestCase {
         arguments.dpoFTX = 0.2
         arguments.learningRate = 1e-5
         let logger = RankLogger(rank: 0, worldSize: 1, hostname: "golden", sink: { _ in })
-        let trainer = try DPOTrainer(arguments: arguments, communicator: communicator, logger: logger, model: model, lora: lora,
-                                     train: pairs, reference: reference)
-        let (result, metrics) = try trainer.trainStep([0], step: 1)
+        let dpo = try DPOObjective(arguments: arguments, model: model.configuration, loraLayout: lora.layout, train: pairs,
+                                   reference: reference)
+        let trainer = try Trainer(objective: dpo, arguments: arguments, communicator: communicator, logger: logger, model: model, lora: lora)
+        let result = try trainer.trainStep([0], step: 1)
+        let metrics = result.metrics
         let expectedNorm = Self.number(expected["grad_global_l2_total_loss"])
         XCTAssertEqual(result.gradientNorm, expectedNorm, accuracy: gradientTolerance * expectedNorm)
         XCTAssertEqual(result.loss, Self.number(expected["total_loss"]), accuracy: lossTolerance)

@@ -7,15 +7,15 @@ import XCTest
 @testable import KnowTuneModel
 @testable import KnowTuneTraining
 
-final class DPOObjectiveTests: XCTestCase {
+final class DPOLossTests: XCTestCase {
     /// πc = −10, πr = −12, rc = rr = −11: z = (−10 + 12) − (−11 + 11) = 2; the chosen answer has 4 tokens.
-    let pair = DPOObjective.Pair(policyChosen: -10, policyRejected: -12, referenceChosen: -11, referenceRejected: -11, chosenLength: 4)
+    let pair = DPOLoss.Pair(policyChosen: -10, policyRejected: -12, referenceChosen: -11, referenceRejected: -11, chosenLength: 4)
 
     func testSigmoidLoss() {
         // β = 0.5: βz = 1, ℓ = −log σ(1) = log(1 + e⁻¹) = 0.31326168751822286;
         // ∂ℓ/∂z = −β·σ(−1) = −0.5 · 0.2689414213699951 = −0.13447071068499755, so ∂/∂πc = that, ∂/∂πr = −that.
         // Rewards: 0.5·(−10 + 11) = 0.5 and 0.5·(−12 + 11) = −0.5.
-        let terms = DPOObjective(kind: .sigmoid, beta: 0.5).terms(pair)
+        let terms = DPOLoss(kind: .sigmoid, beta: 0.5).terms(pair)
         XCTAssertEqual(terms.logits, 2, accuracy: 1e-15)
         XCTAssertEqual(terms.loss, 0.31326168751822286, accuracy: 1e-15)
         XCTAssertEqual(terms.preferenceLoss, terms.loss)
@@ -29,19 +29,19 @@ final class DPOObjectiveTests: XCTestCase {
 
     func testSigmoidWithFTXAddsTheChosenTokenMeanNLL() {
         // γ = 0.2: loss = 0.31326168751822286 + 0.2 · 10/4 = 0.81326168751822286; ∂/∂πc gains −γ/n = −0.05.
-        let terms = DPOObjective(kind: .sigmoid, beta: 0.5, ftx: 0.2).terms(pair)
+        let terms = DPOLoss(kind: .sigmoid, beta: 0.5, ftx: 0.2).terms(pair)
         XCTAssertEqual(terms.loss, 0.81326168751822286, accuracy: 1e-15)
         XCTAssertEqual(terms.preferenceLoss, 0.31326168751822286, accuracy: 1e-15)
         XCTAssertEqual(terms.gradientChosen, -0.13447071068499755 - 0.05, accuracy: 1e-15)
         XCTAssertEqual(terms.gradientRejected, 0.13447071068499755, accuracy: 1e-15)
         // LF053 adds the term only above 1e-6.
-        XCTAssertEqual(DPOObjective(kind: .sigmoid, beta: 0.5, ftx: 1e-7).terms(pair).loss, 0.31326168751822286, accuracy: 1e-15)
+        XCTAssertEqual(DPOLoss(kind: .sigmoid, beta: 0.5, ftx: 1e-7).terms(pair).loss, 0.31326168751822286, accuracy: 1e-15)
     }
 
     func testSigmoidStaysFiniteFarFromZero() {
         // z = ±10⁴, β = 0.1: βz = ∓1000. ℓ(−1000) = 1000 + log(1 + e⁻¹⁰⁰⁰) = 1000, slope −β·σ(1000) = −0.1;
         // ℓ(1000) = log(1 + e⁻¹⁰⁰⁰) = e⁻¹⁰⁰⁰ ≈ 0, slope −0.1·σ(−1000) ≈ 0.
-        let objective = DPOObjective(kind: .sigmoid, beta: 0.1)
+        let objective = DPOLoss(kind: .sigmoid, beta: 0.1)
         let bad = objective.terms(.init(policyChosen: -1e4, policyRejected: 0, referenceChosen: 0, referenceRejected: 0, chosenLength: 1))
         XCTAssertEqual(bad.loss, 1000, accuracy: 1e-9)
         XCTAssertEqual(bad.gradientChosen, -0.1, accuracy: 1e-15)
@@ -52,7 +52,7 @@ final class DPOObjectiveTests: XCTestCase {
 
     func testHingeLoss() {
         // β = 0.1, z = 2: 1 − 0.2 = 0.8 > 0, so ℓ = 0.8 and ∂ℓ/∂z = −0.1.
-        let objective = DPOObjective(kind: .hinge, beta: 0.1)
+        let objective = DPOLoss(kind: .hinge, beta: 0.1)
         let active = objective.terms(pair)
         XCTAssertEqual(active.loss, 0.8, accuracy: 1e-15)
         XCTAssertEqual(active.gradientChosen, -0.1, accuracy: 1e-15)
@@ -68,19 +68,19 @@ final class DPOObjectiveTests: XCTestCase {
 
     func testIPOLoss() {
         // β = 0.1: 1/(2β) = 5; z = 2 gives ℓ = (2 − 5)² = 9 and ∂ℓ/∂z = 2·(2 − 5) = −6.
-        let terms = DPOObjective(kind: .ipo, beta: 0.1).terms(pair)
+        let terms = DPOLoss(kind: .ipo, beta: 0.1).terms(pair)
         XCTAssertEqual(terms.loss, 9, accuracy: 1e-12)
         XCTAssertEqual(terms.gradientChosen, -6, accuracy: 1e-12)
         XCTAssertEqual(terms.gradientRejected, 6, accuracy: 1e-12)
         // At z = 5 the loss and its slope vanish.
-        let optimum = DPOObjective(kind: .ipo, beta: 0.1).terms(.init(policyChosen: 0, policyRejected: -5, referenceChosen: 0, referenceRejected: 0, chosenLength: 1))
+        let optimum = DPOLoss(kind: .ipo, beta: 0.1).terms(.init(policyChosen: 0, policyRejected: -5, referenceChosen: 0, referenceRejected: 0, chosenLength: 1))
         XCTAssertEqual(optimum.loss, 0, accuracy: 1e-24)
     }
 
     func testDerivativesMatchFiniteDifferences() {
-        for kind in DPOObjective.LossKind.allCases {
-            let objective = DPOObjective(kind: kind, beta: 0.3, ftx: 0.2)
-            let base = DPOObjective.Pair(policyChosen: -7.3, policyRejected: -9.1, referenceChosen: -8, referenceRejected: -8.4, chosenLength: 5)
+        for kind in DPOLoss.LossKind.allCases {
+            let objective = DPOLoss(kind: kind, beta: 0.3, ftx: 0.2)
+            let base = DPOLoss.Pair(policyChosen: -7.3, policyRejected: -9.1, referenceChosen: -8, referenceRejected: -8.4, chosenLength: 5)
             let h = 1e-6
             var plus = base, minus = base
             plus.policyChosen += h
@@ -100,13 +100,13 @@ final class DPOObjectiveTests: XCTestCase {
         arguments.dpoLoss = "ipo"
         arguments.dpoBeta = 0.25
         arguments.dpoFTX = 0.2
-        XCTAssertEqual(try DPOObjective(arguments: arguments), DPOObjective(kind: .ipo, beta: 0.25, ftx: 0.2))
+        XCTAssertEqual(try DPOLoss(arguments: arguments), DPOLoss(kind: .ipo, beta: 0.25, ftx: 0.2))
         arguments.dpoLoss = "kto_pair"
-        XCTAssertThrowsError(try DPOObjective(arguments: arguments))
+        XCTAssertThrowsError(try DPOLoss(arguments: arguments))
     }
 
     func testMetricMeansUseAStrictAccuracy() {
-        let objective = DPOObjective(kind: .sigmoid, beta: 0.5)
+        let objective = DPOLoss(kind: .sigmoid, beta: 0.5)
         var sums = DPOMetricSums()
         let first = objective.terms(pair)  // rewards 0.5 / −0.5
         sums.add(first, policyChosen: -10, policyRejected: -12)
