@@ -213,6 +213,28 @@ public struct CheckpointStore: Sendable {
         return true
     }
 
+    /// "checkpoint-<step>.tmp": where a checkpoint folder is written before it is published under its name.
+    public static func temporaryFolderName(step: Int) -> String { folderName(step: step) + ".tmp" }
+
+    /// Publishes a folder written at `temporary` as `final`, as one unit: every file in it and the folder itself are
+    /// fsynced, a previous `final` is removed, `temporary` is renamed to `final` and the parent folder fsynced. A
+    /// crash before the rename leaves only `temporary`, which readers ignore (its name is not `checkpoint-<step>`).
+    public static func publishFolder(_ temporary: String, as final: String) throws {
+        for entry in try FileManager.default.contentsOfDirectory(atPath: temporary) {
+            let path = (temporary as NSString).appendingPathComponent(entry)
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                try synchronize(path: path, directory: false)
+            }
+        }
+        try synchronize(path: temporary, directory: true)
+        if FileManager.default.fileExists(atPath: final) { try FileManager.default.removeItem(atPath: final) }
+        guard rename(temporary, final) == 0 else {
+            throw KnowTuneError.fileUnreadable(path: final, reason: "cannot publish \(temporary): rename failed: \(errnoText())")
+        }
+        try synchronize(path: (final as NSString).deletingLastPathComponent, directory: true)
+    }
+
     /// Removes temporary files that an interrupted writer left (only rank 0 writes, so none is in use).
     private static func removeStaleTemporaryFiles(in folder: String, fileName: String) throws {
         let prefix = temporaryPrefix(fileName)

@@ -35,7 +35,6 @@ public enum PredictWorkflow {
             if arguments.modelNameOrPath.isEmpty { throw KnowTuneError.invalidConfiguration("--model_name_or_path is required") }
             if arguments.dataset.isEmpty { throw KnowTuneError.invalidConfiguration("--dataset is required") }
             if arguments.outputDir.isEmpty { throw KnowTuneError.invalidConfiguration("--output_dir is required") }
-            if let problem = arguments.baseDtypeProblem { throw KnowTuneError.invalidConfiguration(problem) }
             try FileManager.default.createDirectory(atPath: arguments.outputDir, withIntermediateDirectories: true)
         }
         let model = try NodeSharedModel.load(arguments.modelNameOrPath, precision: arguments.basePrecision,

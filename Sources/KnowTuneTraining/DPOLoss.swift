@@ -32,11 +32,8 @@ public struct DPOLoss: Equatable {
     }
 
     public init(arguments: TrainingArguments) throws {
-        guard let kind = LossKind(rawValue: arguments.dpoLoss) else {
-            throw KnowTuneError.unsupported(what: "dpo_loss \(arguments.dpoLoss)", supported: LossKind.allCases.map(\.rawValue).joined(separator: ", "))
-        }
         guard arguments.dpoBeta > 0 else { throw KnowTuneError.invalidConfiguration("--dpo_beta must be positive") }
-        self.init(kind: kind, beta: arguments.dpoBeta, ftx: arguments.dpoFTX)
+        self.init(kind: arguments.dpoLoss, beta: arguments.dpoBeta, ftx: arguments.dpoFTX)
     }
 
     /// The four log-probabilities of one pair (and the chosen answer's length, for the SFT term).

@@ -4,7 +4,7 @@ import Foundation
 import KnowTuneTensor
 
 public struct LearningRateSchedule: Equatable {
-    public enum Kind: String { case linear, cosine, constant, constantWithWarmup = "constant_with_warmup" }
+    public enum Kind: String, CaseIterable, Codable { case linear, cosine, constant, constantWithWarmup = "constant_with_warmup" }
 
     public let kind: Kind
     public let baseRate: Double

@@ -25,14 +25,14 @@ public struct StepPlan: Equatable {
         }
         loggingSteps = absolute(a.loggingSteps)
         switch a.evaluationStrategy {
-        case "steps": evalSteps = absolute(a.evalSteps ?? a.loggingSteps)
-        case "epoch": evalSteps = perEpoch
-        default: evalSteps = nil
+        case .steps: evalSteps = absolute(a.evalSteps ?? a.loggingSteps)
+        case .epoch: evalSteps = perEpoch
+        case .no: evalSteps = nil
         }
         switch a.saveStrategy {
-        case "no": saveSteps = Int.max
-        case "epoch": saveSteps = perEpoch
-        default: saveSteps = absolute(a.saveSteps)
+        case .no: saveSteps = Int.max
+        case .epoch: saveSteps = perEpoch
+        case .steps: saveSteps = absolute(a.saveSteps)
         }
         if a.loadBestModelAtEnd, let evalSteps, saveSteps % evalSteps != 0 {
             throw KnowTuneError.invalidConfiguration(

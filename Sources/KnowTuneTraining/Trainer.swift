@@ -61,7 +61,7 @@ public final class Trainer {
             beta1: Float(arguments.adamBeta1), beta2: Float(arguments.adamBeta2), epsilon: Float(arguments.adamEpsilon),
             weightDecay: Float(arguments.weightDecay)))
         steps = try StepPlan(arguments: arguments, trainCount: objective.trainTokenCounts.count, worldSize: communicator.size)
-        schedule = try LearningRateSchedule(kind: arguments.lrSchedulerType, baseRate: arguments.learningRate,
+        schedule = try LearningRateSchedule(kind: arguments.lrSchedulerType.rawValue, baseRate: arguments.learningRate,
                                             totalSteps: steps.maxSteps, warmupSteps: arguments.warmupSteps,
                                             warmupRatio: arguments.warmupRatio)
         state = TrainerState(metricCount: objective.metricNames.count)
@@ -175,7 +175,7 @@ public final class Trainer {
         try emit(.started(summary: "\(objective.title): \(objective.trainTokenCounts.count) \(objective.unitName)\(validation), "
             + "global batch \(steps.globalBatchSize), \(steps.maxSteps) steps (\(steps.stepsPerEpoch)/epoch), "
             + "eval every \(steps.evalSteps.map(String.init) ?? "-"), save every \(steps.saveSteps == Int.max ? "-" : String(steps.saveSteps)), "
-            + "lr \(arguments.learningRate) \(arguments.lrSchedulerType)\(objective.summary.isEmpty ? "" : ", " + objective.summary)"))
+            + "lr \(arguments.learningRate) \(arguments.lrSchedulerType.rawValue)\(objective.summary.isEmpty ? "" : ", " + objective.summary)"))
         var stepsThisRun = 0
         var throughputThisRun = 0
         let started = Date()
@@ -220,7 +220,7 @@ public final class Trainer {
     private func finish(runtime: Double, stepsThisRun: Int, throughputThisRun: Int) throws {
         if arguments.loadBestModelAtEnd, let best = state.bestParameters, let bestStep = state.bestStep {
             best.withUnsafeBufferPointer { parameters.values.update(from: $0.baseAddress!, count: $0.count) }
-            try emit(.bestRestored(step: bestStep, metricName: arguments.metricForBestModel ?? "eval_loss", value: state.bestMetric ?? .nan))
+            try emit(.bestRestored(step: bestStep, metricName: arguments.metricForBestModel?.rawValue ?? "eval_loss", value: state.bestMetric ?? .nan))
         }
         var peaks = [Self.peakResidentMiB(), 1000 * allReduceTime.seconds / Double(max(allReduceTime.steps, 1))]
         try communicator.allReduceMax(&peaks, operation: "peak-rss")
@@ -253,15 +253,23 @@ public final class Trainer {
         (arguments.outputDir as NSString).appendingPathComponent("checkpoint-\(step)")
     }
 
-    /// Writes `checkpoint-<step>` (adapter, state.h5, trainer_state.json) on rank 0; every rank learns whether it
-    /// worked.
+    /// Writes `checkpoint-<step>` (adapter, state.h5, trainer_state.json) on rank 0 as one unit: into
+    /// `checkpoint-<step>.tmp/`, fsynced, then renamed; every rank learns whether it worked.
     func saveCheckpoint(step: Int, epoch: Double) throws {
         let folder = checkpointFolder(step)
+        let temporary = (arguments.outputDir as NSString).appendingPathComponent(CheckpointStore.temporaryFolderName(step: step))
         try agreeOnMainRankWork {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            try PEFTAdapter.save(parameters, to: folder, baseModel: arguments.modelNameOrPath)
-            try TrainerCheckpoint.write(self, step: step, to: folder)
-            try writeState(to: folder, step: step, epoch: epoch)
+            let fault = try TrainingFaultInjection().checkpointFault(step: step)
+            // A folder left by an interrupted save of the same step is incomplete by definition.
+            if FileManager.default.fileExists(atPath: temporary) { try FileManager.default.removeItem(atPath: temporary) }
+            try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+            try PEFTAdapter.save(parameters, to: temporary, baseModel: arguments.modelNameOrPath)
+            fault.partWritten(.adapter)
+            try TrainerCheckpoint.write(self, step: step, to: temporary, store: CheckpointStore(faultInjection: fault))
+            fault.partWritten(.state)
+            try writeState(to: temporary, step: step, epoch: epoch)
+            fault.partWritten(.trainerState)
+            try CheckpointStore.publishFolder(temporary, as: folder)
             try pruneCheckpoints()
             try emit(.checkpointSaved(step: step, folder: folder))
         }

@@ -20,7 +20,7 @@ enum TrainerCheckpoint {
     }
 
     /// Writes `trainer`'s state at `step`.
-    static func write(_ trainer: Trainer, step: Int, to folder: String) throws {
+    static func write(_ trainer: Trainer, step: Int, to folder: String, store: CheckpointStore) throws {
         let state = trainer.state
         var contents = CheckpointContents()
         contents.tensors["lora"] = CheckpointTensor(trainer.parameters.array)
@@ -42,7 +42,7 @@ enum TrainerCheckpoint {
         contents.attributes["lora_config"] = try json(trainer.parameters.layout.configuration)
         contents.attributes["model_config"] = try json(trainer.model.configuration)
         contents.attributes["log_history"] = try json(trainer.log?.history ?? [])
-        _ = try TrainingFaultInjection().checkpointStore(step: step).write(contents, to: folder)
+        _ = try store.write(contents, to: folder)
     }
 
     /// Reads `folder` into `trainer`'s parameters and optimizer and returns the loop state to continue with,

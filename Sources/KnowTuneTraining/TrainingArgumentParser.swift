@@ -1,7 +1,9 @@
 // Implements `knowtune train`'s argument table with HfArgumentParser's conventions (a bare `--flag` is true,
-// `--flag true|false|1|0` too; `--key value` or `--key=value`; unknown flags are errors) and YAML/JSON config
-// files with the same keys; does not validate combinations (TrainingArguments.validate does).
+// `--flag true|false|1|0` too; `--key value` or `--key=value`; unknown flags are errors), YAML/JSON config files
+// through the same table, and the `--help` text generated from it (every key, its default, one line of meaning);
+// does not validate combinations (TrainingArguments.validate does).
 import Foundation
+import KnowTuneData
 import KnowTuneTensor
 import Yams
 
@@ -17,8 +19,22 @@ public enum TrainingArgumentParser {
         case optionalBool(WritableKeyPath<TrainingArguments, Bool?>)
         /// `resume_lora_training` is `create_new_adapter` inverted.
         case invertedBool(WritableKeyPath<TrainingArguments, Bool>)
+        /// One of a closed set of names (an enum's raw values); `None` clears an optional one.
+        case choice(names: [String], optional: Bool, set: (inout TrainingArguments, String?) -> Void, get: (TrainingArguments) -> String?)
         /// Accepted for compatibility; changes nothing on CPU.
         case noEffect(String)
+
+        static func choice<E: ArgumentChoice>(_ path: WritableKeyPath<TrainingArguments, E>) -> Setter {
+            .choice(names: E.allCases.map(\.rawValue), optional: false, set: { arguments, name in
+                if let name, let value = E(rawValue: name) { arguments[keyPath: path] = value }
+            }, get: { $0[keyPath: path].rawValue })
+        }
+
+        static func optionalChoice<E: ArgumentChoice>(_ path: WritableKeyPath<TrainingArguments, E?>) -> Setter {
+            .choice(names: E.allCases.map(\.rawValue), optional: true, set: { arguments, name in
+                arguments[keyPath: path] = name.flatMap(E.init(rawValue:))
+            }, get: { $0[keyPath: path]?.rawValue })
+        }
 
         var isBoolean: Bool {
             switch self {
@@ -26,89 +42,141 @@ public enum TrainingArgumentParser {
             default: return false
             }
         }
+
+        /// The value `arguments` holds, as a flag would spell it ("None" when unset).
+        func value(in arguments: TrainingArguments) -> String {
+            func text<T>(_ value: T?) -> String { value.map { "\($0)" } ?? "None" }
+            switch self {
+            case let .string(path): return arguments[keyPath: path].isEmpty ? "\"\"" : arguments[keyPath: path]
+            case let .optionalString(path): return text(arguments[keyPath: path])
+            case let .int(path): return text(arguments[keyPath: path])
+            case let .optionalInt(path): return text(arguments[keyPath: path])
+            case let .double(path): return text(arguments[keyPath: path])
+            case let .optionalDouble(path): return text(arguments[keyPath: path])
+            case let .bool(path): return text(arguments[keyPath: path])
+            case let .optionalBool(path): return text(arguments[keyPath: path])
+            case let .invertedBool(path): return text(!arguments[keyPath: path])
+            case let .choice(_, _, _, get): return text(get(arguments))
+            case .noEffect: return "-"
+            }
+        }
     }
 
-    /// Every accepted key (LLaMA-Factory 0.5.3 names, the seed's older spellings, KnowTune's own).
-    static let table: [String: Setter] = [
-        "model_name_or_path": .string(\.modelNameOrPath),
-        "adapter_name_or_path": .optionalString(\.adapterNameOrPath),
-        "checkpoint_dir": .optionalString(\.adapterNameOrPath),
-        "create_new_adapter": .bool(\.createNewAdapter),
-        "resume_lora_training": .invertedBool(\.createNewAdapter),
-        "ref_model": .optionalString(\.refModel),
-        "ref_model_adapters": .optionalString(\.refModelAdapters),
-        "stage": .string(\.stage),
-        "finetuning_type": .string(\.finetuningType),
-        "lora_rank": .int(\.loraRank),
-        "lora_alpha": .optionalDouble(\.loraAlpha),
-        "lora_dropout": .double(\.loraDropout),
-        "lora_target": .string(\.loraTarget),
-        "use_rslora": .bool(\.useRSLoRA),
-        "dpo_beta": .double(\.dpoBeta),
-        "dpo_loss": .string(\.dpoLoss),
-        "dpo_ftx": .double(\.dpoFTX),
-        "plot_loss": .bool(\.plotLoss),
-        "dataset": .string(\.dataset),
-        "dataset_dir": .string(\.datasetDir),
-        "template": .string(\.template),
-        "cutoff_len": .int(\.cutoffLength),
-        "reserved_label_len": .int(\.reservedLabelLength),
-        "val_size": .double(\.valSize),
-        "max_samples": .optionalInt(\.maxSamples),
-        "train_on_prompt": .bool(\.trainOnPrompt),
-        "output_dir": .string(\.outputDir),
-        "overwrite_output_dir": .bool(\.overwriteOutputDir),
-        "do_train": .bool(\.doTrain),
-        "do_eval": .bool(\.doEval),
-        "do_predict": .bool(\.doPredict),
-        "per_device_train_batch_size": .int(\.perDeviceTrainBatchSize),
-        "per_device_eval_batch_size": .int(\.perDeviceEvalBatchSize),
-        "gradient_accumulation_steps": .int(\.gradientAccumulationSteps),
-        "learning_rate": .double(\.learningRate),
-        "weight_decay": .double(\.weightDecay),
-        "adam_beta1": .double(\.adamBeta1),
-        "adam_beta2": .double(\.adamBeta2),
-        "adam_epsilon": .double(\.adamEpsilon),
-        "max_grad_norm": .double(\.maxGradNorm),
-        "num_train_epochs": .double(\.numTrainEpochs),
-        "max_steps": .int(\.maxSteps),
-        "lr_scheduler_type": .string(\.lrSchedulerType),
-        "warmup_ratio": .double(\.warmupRatio),
-        "warmup_steps": .int(\.warmupSteps),
-        "logging_steps": .double(\.loggingSteps),
-        "evaluation_strategy": .string(\.evaluationStrategy),
-        "eval_strategy": .string(\.evaluationStrategy),
-        "eval_steps": .optionalDouble(\.evalSteps),
-        "save_strategy": .string(\.saveStrategy),
-        "save_steps": .double(\.saveSteps),
-        "save_total_limit": .optionalInt(\.saveTotalLimit),
-        "seed": .int(\.seed),
-        "load_best_model_at_end": .bool(\.loadBestModelAtEnd),
-        "metric_for_best_model": .optionalString(\.metricForBestModel),
-        "greater_is_better": .optionalBool(\.greaterIsBetter),
-        "resume_from_checkpoint": .optionalString(\.resumeFromCheckpoint),
-        "predict_with_generate": .bool(\.predictWithGenerate),
-        "do_sample": .bool(\.doSample),
-        "temperature": .double(\.temperature),
-        "top_p": .double(\.topP),
-        "top_k": .int(\.topK),
-        "max_new_tokens": .int(\.maxNewTokens),
-        "repetition_penalty": .double(\.repetitionPenalty),
-        "token_budget": .int(\.tokenBudget),
-        "base_dtype": .string(\.baseDtype),
-        "collective_timeout": .double(\.collectiveTimeout),
-        "log_all_ranks": .bool(\.logAllRanks),
-        "bf16": .noEffect("bf16"), "fp16": .noEffect("fp16"), "overwrite_cache": .noEffect("overwrite_cache"),
-        "preprocessing_num_workers": .noEffect("preprocessing_num_workers"), "report_to": .noEffect("report_to"),
-        "ddp_timeout": .noEffect("ddp_timeout"), "logging_dir": .noEffect("logging_dir"),
-        "ignore_pad_token_for_loss": .noEffect("ignore_pad_token_for_loss"), "flash_attn": .noEffect("flash_attn"),
-        "gradient_checkpointing": .noEffect("gradient_checkpointing"), "ddp_find_unused_parameters": .noEffect("ddp_find_unused_parameters"),
-    ]
+    /// One accepted key: how it sets the arguments and one line of meaning for `--help`.
+    struct Key {
+        let name: String
+        let setter: Setter
+        let help: String
+        init(_ name: String, _ setter: Setter, _ help: String) {
+            self.name = name
+            self.setter = setter
+            self.help = help
+        }
+    }
+
+    /// Every accepted key in LLaMA-Factory's groups (model, data, finetuning, training, generation), then KnowTune's
+    /// own and the flags that have no effect on CPU. Defaults are TrainingArguments' own.
+    static let keys: [Key] = [
+        // Model.
+        Key("model_name_or_path", .string(\.modelNameOrPath), "base model: a .gguf file, a folder with one, or an HF folder"),
+        Key("adapter_name_or_path", .optionalString(\.adapterNameOrPath), "PEFT adapter folder(s), comma-separated: training merges all but the last and continues the last; predict merges all"),
+        Key("checkpoint_dir", .optionalString(\.adapterNameOrPath), "the seed's name for --adapter_name_or_path"),
+        Key("create_new_adapter", .bool(\.createNewAdapter), "with adapters given: merge them all and train a new LoRA"),
+        Key("resume_lora_training", .invertedBool(\.createNewAdapter), "the seed's --create_new_adapter, inverted"),
+        Key("ref_model", .optionalString(\.refModel), "DPO reference model (default: the base without the adapter)"),
+        Key("ref_model_adapters", .optionalString(\.refModelAdapters), "adapters merged into --ref_model"),
+        // Data.
+        Key("dataset", .string(\.dataset), "dataset names from dataset_info.json, comma-separated"),
+        Key("dataset_dir", .string(\.datasetDir), "folder holding dataset_info.json"),
+        Key("template", .choice(names: ChatTemplate.Kind.allCases.map(\.rawValue), optional: false, set: { $0.template = $1 ?? $0.template },
+                                get: { $0.template }), "prompt template"),
+        Key("cutoff_len", .int(\.cutoffLength), "most tokens of prompt + response; longer pairs are cut in proportion"),
+        Key("reserved_label_len", .int(\.reservedLabelLength), "tokens kept for the response when cutting"),
+        Key("val_size", .double(\.valSize), "validation split: a count if > 1, else a fraction"),
+        Key("max_samples", .optionalInt(\.maxSamples), "use only the first N records of each dataset"),
+        Key("train_on_prompt", .bool(\.trainOnPrompt), "SFT: put the prompt tokens under the loss too"),
+        // Finetuning.
+        Key("stage", .choice(\.stage), "training stage"),
+        Key("finetuning_type", .string(\.finetuningType), "lora (the only one)"),
+        Key("lora_rank", .int(\.loraRank), "LoRA rank r"),
+        Key("lora_alpha", .optionalDouble(\.loraAlpha), "LoRA alpha (None: 2 × r)"),
+        Key("lora_dropout", .double(\.loraDropout), "dropout on the LoRA input"),
+        Key("lora_target", .string(\.loraTarget), "projections to adapt: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all"),
+        Key("use_rslora", .bool(\.useRSLoRA), "rank-stabilised scaling alpha/sqrt(r)"),
+        Key("dpo_beta", .double(\.dpoBeta), "DPO beta"),
+        Key("dpo_loss", .choice(\.dpoLoss), "DPO loss"),
+        Key("dpo_ftx", .double(\.dpoFTX), "DPO: weight of the chosen answers' SFT loss"),
+        Key("plot_loss", .bool(\.plotLoss), "write training_loss.svg and training_eval_loss.svg"),
+        // Training.
+        Key("output_dir", .string(\.outputDir), "where adapters, checkpoints and logs go"),
+        Key("overwrite_output_dir", .bool(\.overwriteOutputDir), "train into a non-empty output folder"),
+        Key("do_train", .bool(\.doTrain), "train"),
+        Key("do_eval", .bool(\.doEval), "evaluate the validation split (loss, perplexity)"),
+        Key("do_predict", .bool(\.doPredict), "generate answers for --dataset (needs --predict_with_generate)"),
+        Key("per_device_train_batch_size", .int(\.perDeviceTrainBatchSize), "examples per rank per micro-step"),
+        Key("per_device_eval_batch_size", .int(\.perDeviceEvalBatchSize), "prompts per rank decoded together in predict"),
+        Key("gradient_accumulation_steps", .int(\.gradientAccumulationSteps), "micro-steps per optimizer step"),
+        Key("learning_rate", .double(\.learningRate), "AdamW peak learning rate"),
+        Key("weight_decay", .double(\.weightDecay), "AdamW weight decay"),
+        Key("adam_beta1", .double(\.adamBeta1), "AdamW beta1"),
+        Key("adam_beta2", .double(\.adamBeta2), "AdamW beta2"),
+        Key("adam_epsilon", .double(\.adamEpsilon), "AdamW epsilon"),
+        Key("max_grad_norm", .double(\.maxGradNorm), "clip the global gradient norm (0: off)"),
+        Key("num_train_epochs", .double(\.numTrainEpochs), "epochs"),
+        Key("max_steps", .int(\.maxSteps), "optimizer steps, overriding epochs when > 0"),
+        Key("lr_scheduler_type", .choice(\.lrSchedulerType), "learning-rate schedule"),
+        Key("warmup_ratio", .double(\.warmupRatio), "warm-up as a fraction of the steps"),
+        Key("warmup_steps", .int(\.warmupSteps), "warm-up steps (wins over the ratio)"),
+        Key("logging_steps", .double(\.loggingSteps), "log every N steps (a ratio if < 1)"),
+        Key("evaluation_strategy", .choice(\.evaluationStrategy), "when to evaluate"),
+        Key("eval_strategy", .choice(\.evaluationStrategy), "newer name of --evaluation_strategy"),
+        Key("eval_steps", .optionalDouble(\.evalSteps), "evaluate every N steps (a ratio if < 1; None: logging_steps)"),
+        Key("save_strategy", .choice(\.saveStrategy), "when to write checkpoints"),
+        Key("save_steps", .double(\.saveSteps), "checkpoint every N steps (a ratio if < 1)"),
+        Key("save_total_limit", .optionalInt(\.saveTotalLimit), "keep the newest N checkpoints (and the best)"),
+        Key("seed", .int(\.seed), "seed of the LoRA init, data order, split, dropout and sampling"),
+        Key("load_best_model_at_end", .bool(\.loadBestModelAtEnd), "restore the adapter with the best --metric_for_best_model at the end"),
+        Key("metric_for_best_model", .optionalChoice(\.metricForBestModel), "what the best model is chosen by (None: loss)"),
+        Key("greater_is_better", .optionalBool(\.greaterIsBetter), "direction of the metric (None: false for a loss)"),
+        Key("resume_from_checkpoint", .optionalString(\.resumeFromCheckpoint), "a checkpoint folder, or latest"),
+        Key("predict_with_generate", .bool(\.predictWithGenerate), "with --do_predict: generate and score the answers"),
+        // Generation.
+        Key("do_sample", .bool(\.doSample), "sample (false: greedy)"),
+        Key("temperature", .double(\.temperature), "sampling temperature"),
+        Key("top_p", .double(\.topP), "nucleus sampling mass"),
+        Key("top_k", .int(\.topK), "sample among the k most likely tokens"),
+        Key("max_new_tokens", .int(\.maxNewTokens), "most generated tokens per answer"),
+        Key("repetition_penalty", .double(\.repetitionPenalty), "HF repetition penalty (1: off)"),
+        // KnowTune's own.
+        Key("token_budget", .int(\.tokenBudget), "most tokens per forward/backward; larger batches run as micro-batches"),
+        Key("base_dtype", .choice(\.baseDtype), "precision the frozen base is kept in"),
+        Key("collective_timeout", .double(\.collectiveTimeout), "seconds before a stuck collective aborts the job (0: never)"),
+        Key("log_all_ranks", .bool(\.logAllRanks), "every rank logs INFO lines"),
+    ] + ["bf16", "fp16", "overwrite_cache", "preprocessing_num_workers", "report_to", "ddp_timeout", "logging_dir",
+         "ignore_pad_token_for_loss", "flash_attn", "gradient_checkpointing", "ddp_find_unused_parameters"].map {
+        Key($0, .noEffect($0), "accepted, no effect on CPU")
+    }
+
+    static let table: [String: Setter] = Dictionary(uniqueKeysWithValues: keys.map { ($0.name, $0.setter) })
+
+    /// `knowtune train --help`: every key with its default and meaning, in the table's order.
+    public static var helpText: String {
+        let defaults = TrainingArguments()
+        let width = keys.map(\.name.count).max() ?? 0
+        return keys.map { key in
+            var line = "  --" + key.name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + key.help
+            if case let .choice(names, _, _, _) = key.setter { line += " (" + names.joined(separator: ", ") + ")" }
+            if case .noEffect = key.setter { return line }
+            return line + "; default " + key.setter.value(in: defaults)
+        }.joined(separator: "\n")
+    }
 
     public struct Parsed {
         public var arguments: TrainingArguments
         /// Flags that were accepted but change nothing on CPU (the CLI says so once).
         public var ignoredFlags: [String]
+        /// Every key the command line or the configuration file gave.
+        public var givenKeys: Set<String>
     }
 
     static func parseBool(_ text: String, key: String) throws -> Bool {
@@ -119,7 +187,7 @@ public enum TrainingArgumentParser {
         }
     }
 
-    static func apply(_ key: String, _ value: String, to arguments: inout TrainingArguments, ignored: inout [String]) throws {
+    static func apply(_ key: String, _ value: String, to parsed: inout Parsed) throws {
         guard let setter = table[key] else {
             throw KnowTuneError.invalidConfiguration("unknown argument --\(key) (LLaMA-Factory rejects unused arguments too; see knowtune train --help)")
         }
@@ -130,27 +198,36 @@ public enum TrainingArgumentParser {
             return parsed
         }
         let isNone = value == "None" || value == "null"
+        parsed.givenKeys.insert(key)
         switch setter {
-        case let .string(path): arguments[keyPath: path] = value
-        case let .optionalString(path): arguments[keyPath: path] = isNone ? nil : value
-        case let .int(path): arguments[keyPath: path] = try number(Int.self)
-        case let .optionalInt(path): arguments[keyPath: path] = isNone ? nil : try number(Int.self)
-        case let .double(path): arguments[keyPath: path] = try number(Double.self)
-        case let .optionalDouble(path): arguments[keyPath: path] = isNone ? nil : try number(Double.self)
-        case let .bool(path): arguments[keyPath: path] = try parseBool(value, key: key)
-        case let .optionalBool(path): arguments[keyPath: path] = isNone ? nil : try parseBool(value, key: key)
-        case let .invertedBool(path): arguments[keyPath: path] = !(try parseBool(value, key: key))
-        case let .noEffect(name): if !ignored.contains(name) { ignored.append(name) }
+        case let .string(path): parsed.arguments[keyPath: path] = value
+        case let .optionalString(path): parsed.arguments[keyPath: path] = isNone ? nil : value
+        case let .int(path): parsed.arguments[keyPath: path] = try number(Int.self)
+        case let .optionalInt(path): parsed.arguments[keyPath: path] = isNone ? nil : try number(Int.self)
+        case let .double(path): parsed.arguments[keyPath: path] = try number(Double.self)
+        case let .optionalDouble(path): parsed.arguments[keyPath: path] = isNone ? nil : try number(Double.self)
+        case let .bool(path): parsed.arguments[keyPath: path] = try parseBool(value, key: key)
+        case let .optionalBool(path): parsed.arguments[keyPath: path] = isNone ? nil : try parseBool(value, key: key)
+        case let .invertedBool(path): parsed.arguments[keyPath: path] = !(try parseBool(value, key: key))
+        case let .choice(names, optional, set, _):
+            if isNone, optional {
+                set(&parsed.arguments, nil)
+            } else {
+                guard names.contains(value) else {
+                    throw KnowTuneError.invalidConfiguration("--\(key) \(value) is not supported (\(names.joined(separator: ", ")))")
+                }
+                set(&parsed.arguments, value)
+            }
+        case let .noEffect(name): if !parsed.ignoredFlags.contains(name) { parsed.ignoredFlags.append(name) }
         }
     }
 
     /// Parses `[config.yaml|config.json] --key value …`; command-line flags override the file.
     public static func parse(_ tokens: [String]) throws -> Parsed {
-        var arguments = TrainingArguments()
-        var ignored: [String] = []
+        var parsed = Parsed(arguments: TrainingArguments(), ignoredFlags: [], givenKeys: [])
         var remaining = tokens[...]
         if let first = remaining.first, !first.hasPrefix("--") {
-            try loadConfigurationFile(first, into: &arguments, ignored: &ignored)
+            try loadConfigurationFile(first, into: &parsed)
             remaining = remaining.dropFirst()
         }
         while let token = remaining.first {
@@ -189,13 +266,13 @@ public enum TrainingArgumentParser {
                     remaining = remaining.dropFirst()
                 }
             }
-            try apply(key, value ?? "", to: &arguments, ignored: &ignored)
+            try apply(key, value ?? "", to: &parsed)
         }
-        return Parsed(arguments: arguments, ignoredFlags: ignored)
+        return parsed
     }
 
     /// A flat mapping of the same keys, in YAML (or JSON, which YAML reads too).
-    static func loadConfigurationFile(_ path: String, into arguments: inout TrainingArguments, ignored: inout [String]) throws {
+    static func loadConfigurationFile(_ path: String, into parsed: inout Parsed) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw KnowTuneError.fileUnreadable(path: path, reason: "configuration file not found")
         }
@@ -215,7 +292,7 @@ public enum TrainingArgumentParser {
             case is NSNull: text = "None"
             default: text = "\(value)"
             }
-            do { try apply(key, text, to: &arguments, ignored: &ignored) } catch let error as KnowTuneError {
+            do { try apply(key, text, to: &parsed) } catch let error as KnowTuneError {
                 throw KnowTuneError.badFormat(path: path, reason: "\(error)")
             }
         }

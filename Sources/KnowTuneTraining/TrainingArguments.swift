@@ -15,7 +15,7 @@ public struct TrainingArguments: Codable, Equatable {
     public var refModelAdapters: String?
 
     // Stage and tuning.
-    public var stage = "sft"
+    public var stage = TrainingStage.sft
     public var finetuningType = "lora"
     public var loraRank = 8
     public var loraAlpha: Double?
@@ -23,7 +23,7 @@ public struct TrainingArguments: Codable, Equatable {
     public var loraTarget = "q_proj,v_proj"
     public var useRSLoRA = false
     public var dpoBeta = 0.1
-    public var dpoLoss = "sigmoid"
+    public var dpoLoss = DPOLoss.LossKind.sigmoid
     public var dpoFTX = 0.0
     public var plotLoss = false
 
@@ -54,18 +54,18 @@ public struct TrainingArguments: Codable, Equatable {
     public var maxGradNorm = 1.0
     public var numTrainEpochs = 3.0
     public var maxSteps = -1
-    public var lrSchedulerType = "linear"
+    public var lrSchedulerType = LearningRateSchedule.Kind.linear
     public var warmupRatio = 0.0
     public var warmupSteps = 0
     public var loggingSteps = 500.0
-    public var evaluationStrategy = "no"
+    public var evaluationStrategy = IntervalStrategy.no
     public var evalSteps: Double?
-    public var saveStrategy = "steps"
+    public var saveStrategy = IntervalStrategy.steps
     public var saveSteps = 500.0
     public var saveTotalLimit: Int?
     public var seed = 42
     public var loadBestModelAtEnd = false
-    public var metricForBestModel: String?
+    public var metricForBestModel: BestModelMetric?
     public var greaterIsBetter: Bool?
     public var resumeFromCheckpoint: String?
     public var predictWithGenerate = false
@@ -82,20 +82,13 @@ public struct TrainingArguments: Codable, Equatable {
     /// Most tokens one forward/backward holds (activation memory); larger batches run as micro-batches.
     public var tokenBudget = 1024
     /// Storage of the frozen base weights in training: fp32, bf16 (bf16 products, as `--bf16` autocast on GPU) or f16.
-    public var baseDtype = "fp32"
+    public var baseDtype = BasePrecision.fp32
     public var collectiveTimeout = 1800.0
     public var logAllRanks = false
 
     public init() {}
 
-    /// `--base_dtype` as a precision (fp32 until validated).
-    public var basePrecision: BasePrecision { BasePrecision(rawValue: baseDtype) ?? .fp32 }
-
-    /// What is wrong with `--base_dtype`, if anything.
-    public var baseDtypeProblem: String? {
-        BasePrecision(rawValue: baseDtype) == nil
-            ? BasePrecision.unsupported(baseDtype, option: "--base_dtype") : nil
-    }
+    public var basePrecision: BasePrecision { baseDtype }
 
     /// The LoRA configuration the CLI asks for (ignored when continuing an adapter, which keeps its own).
     public func loraConfiguration() throws -> LoRAConfiguration {
@@ -115,19 +108,37 @@ public struct TrainingArguments: Codable, Equatable {
 
     /// HF `__post_init__` consequences: eval turned on by an evaluation strategy, the best-model metric.
     public mutating func resolveDerivedDefaults() {
-        if evaluationStrategy != "no" { doEval = true }
-        if loadBestModelAtEnd, metricForBestModel == nil { metricForBestModel = "loss" }
-        if let metric = metricForBestModel, greaterIsBetter == nil {
-            greaterIsBetter = !(metric == "loss" || metric == "eval_loss")
+        if evaluationStrategy != .no { doEval = true }
+        if loadBestModelAtEnd, metricForBestModel == nil { metricForBestModel = .loss }
+        if let metric = metricForBestModel, greaterIsBetter == nil { greaterIsBetter = metric.greaterIsBetter }
+        if evaluationStrategy == .steps, evalSteps == nil { evalSteps = loggingSteps }
+    }
+
+    /// HF's `__post_init__` rule for `load_best_model_at_end`: saves must coincide with evaluations, so the two
+    /// strategies match and, by steps, the save interval is a multiple of the eval interval (both ratios, or both
+    /// counts). Checked before anything loads; StepPlan checks the resolved step counts again.
+    var bestModelCadenceProblem: String? {
+        guard loadBestModelAtEnd else { return nil }
+        if saveStrategy != evaluationStrategy {
+            return "--load_best_model_at_end requires the save and eval strategy to match (save_strategy \(saveStrategy.rawValue), evaluation_strategy \(evaluationStrategy.rawValue))"
         }
-        if evaluationStrategy == "steps", evalSteps == nil { evalSteps = loggingSteps }
+        guard saveStrategy == .steps else { return nil }
+        let eval = evalSteps ?? loggingSteps
+        if eval < 1 || saveSteps < 1 {
+            let (saveMillionths, evalMillionths) = (Int((saveSteps * 1e6).rounded()), Int((eval * 1e6).rounded()))
+            if !(eval < 1 && saveSteps < 1) || evalMillionths == 0 || saveMillionths % evalMillionths != 0 {
+                return "--load_best_model_at_end needs --save_steps (\(saveSteps)) to be a multiple of --eval_steps (\(eval)), both ratios or both step counts"
+            }
+        } else if Int(saveSteps) % max(Int(eval), 1) != 0 {
+            return "--load_best_model_at_end needs --save_steps (\(Int(saveSteps))) to be a multiple of --eval_steps (\(Int(eval)))"
+        }
+        return nil
     }
 
     /// Checks values and combinations, collecting every problem into one message.
     public func validate() throws {
         var problems: [String] = []
         if modelNameOrPath.isEmpty { problems.append("--model_name_or_path is required") }
-        if !["sft", "dpo"].contains(stage) { problems.append("--stage \(stage) is not supported (sft, dpo)") }
         if finetuningType != "lora" { problems.append("--finetuning_type \(finetuningType) is not supported (lora)") }
         if dataset.isEmpty { problems.append("--dataset is required") }
         if outputDir.isEmpty { problems.append("--output_dir is required") }
@@ -135,17 +146,16 @@ public struct TrainingArguments: Codable, Equatable {
         if perDeviceTrainBatchSize < 1 || perDeviceEvalBatchSize < 1 { problems.append("batch sizes must be ≥ 1") }
         if gradientAccumulationSteps < 1 { problems.append("--gradient_accumulation_steps must be ≥ 1") }
         if !(learningRate > 0) { problems.append("--learning_rate must be positive") }
-        if !["linear", "cosine", "constant", "constant_with_warmup"].contains(lrSchedulerType) {
-            problems.append("--lr_scheduler_type \(lrSchedulerType) is not supported (linear, cosine, constant, constant_with_warmup)")
-        }
-        if !["no", "steps", "epoch"].contains(evaluationStrategy) { problems.append("--evaluation_strategy \(evaluationStrategy) is not supported (no, steps, epoch)") }
         if cutoffLength < 2 { problems.append("--cutoff_len must be ≥ 2") }
         if tokenBudget < 16 { problems.append("--token_budget must be ≥ 16") }
-        if let problem = baseDtypeProblem { problems.append(problem) }
+        if !(collectiveTimeout >= 0) || !collectiveTimeout.isFinite { problems.append("--collective_timeout must be a number of seconds ≥ 0 (0: never)") }
         if maxSteps <= 0 && !(numTrainEpochs > 0) && doTrain { problems.append("--num_train_epochs must be positive (or give --max_steps)") }
-        if loadBestModelAtEnd && evaluationStrategy == "no" { problems.append("--load_best_model_at_end needs --evaluation_strategy steps|epoch") }
+        if loadBestModelAtEnd && evaluationStrategy == .no { problems.append("--load_best_model_at_end needs --evaluation_strategy steps|epoch") }
         if loadBestModelAtEnd && valSize <= 1e-6 && doTrain { problems.append("--load_best_model_at_end needs a validation split (--val_size)") }
-        if !["sigmoid", "hinge", "ipo"].contains(dpoLoss) { problems.append("--dpo_loss \(dpoLoss) is not supported (sigmoid, hinge, ipo)") }
+        if let problem = bestModelCadenceProblem { problems.append(problem) }
+        if stage != .sft && predictWithGenerate { problems.append("`predict_with_generate` cannot be set as True except SFT.") }
+        if stage == .sft && doPredict && !predictWithGenerate { problems.append("Please enable `predict_with_generate` to save model predictions.") }
+        if stage != .sft && trainOnPrompt { problems.append("--train_on_prompt applies to SFT only (--stage \(stage.rawValue))") }
         if !problems.isEmpty { throw KnowTuneError.invalidConfiguration(problems.joined(separator: "; ")) }
     }
 }

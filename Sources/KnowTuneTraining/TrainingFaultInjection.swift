@@ -1,6 +1,6 @@
 // Implements the test-only crash points of a training run, read from the environment: SIGKILL at the start of a
-// given step (KNOWTUNE_FAULT_KILL_AT_STEP=N) and the checkpoint writer's half-written-file crash at a given step's
-// checkpoint (KNOWTUNE_FAULT_CHECKPOINT_WRITE=kill with KNOWTUNE_FAULT_CHECKPOINT_AT_STEP=N); does nothing unless set.
+// given step (KNOWTUNE_FAULT_KILL_AT_STEP=N) and the checkpoint writer's crashes at a given step's checkpoint
+// (KNOWTUNE_FAULT_CHECKPOINT_WRITE=kill|after-<part> with KNOWTUNE_FAULT_CHECKPOINT_AT_STEP=N); does nothing unless set.
 import Foundation
 import KnowTuneCheckpoint
 import KnowTuneTensor
@@ -21,9 +21,9 @@ struct TrainingFaultInjection {
         kill(getpid(), SIGKILL)
     }
 
-    /// The store for `step`'s checkpoint: the fault-injecting one only at the chosen step (any step if none chosen).
-    func checkpointStore(step: Int) throws -> CheckpointStore {
-        if let checkpointFaultAtStep, checkpointFaultAtStep != step { return CheckpointStore() }
-        return try CheckpointStore.fromEnvironment()
+    /// The checkpoint writer's fault for `step`: the configured one only at the chosen step (any step if none chosen).
+    func checkpointFault(step: Int) throws -> CheckpointFaultInjection {
+        if let checkpointFaultAtStep, checkpointFaultAtStep != step { return .none }
+        return try CheckpointFaultInjection()
     }
 }

@@ -13,16 +13,23 @@ public enum TrainingWorkflow {
     public static func run(arguments input: TrainingArguments, communicator: any Communicator, logger: RankLogger) throws {
         var arguments = input
         arguments.resolveDerivedDefaults()
-        try Consensus.runAgreed(communicator: communicator, operation: "validate arguments") { try arguments.validate() }
-        guard ["sft", "dpo"].contains(arguments.stage) else {
-            throw AgreedFailure(rank: 0, hostname: communicator.hostname, failingRanks: Array(0..<communicator.size),
-                                worldSize: communicator.size, message: "--stage \(arguments.stage) is not implemented yet (sft and dpo are)")
-        }
-        if arguments.stage == "dpo" {
-            try Consensus.runAgreed(communicator: communicator, operation: "validate DPO arguments") { try validateDPO(arguments) }
+        try Consensus.runAgreed(communicator: communicator, operation: "validate arguments") {
+            try arguments.validate()
+            if arguments.stage == .dpo { try validateDPO(arguments) }
         }
         let resumeFolder = try Consensus.runAgreed(communicator: communicator, operation: "output folder") {
             try prepareOutputFolder(arguments)
+        }
+        // The data and the step plan are checked with the tokenizer alone, before the weights load.
+        let data = try Consensus.runAgreed(communicator: communicator, operation: "prepare data") { () -> PreparedData in
+            let tokenizer = try TokenizerLoader.load(arguments.modelNameOrPath)
+            // Every rank prepares the same data; only rank 0 reports on it.
+            let reporter = communicator.isMainRank ? logger : nil
+            let data: PreparedData = arguments.stage == .dpo
+                ? .pairs(try preparePairs(arguments, tokenizer: tokenizer, logger: reporter))
+                : .examples(try prepareData(arguments, tokenizer: tokenizer, logger: reporter))
+            if arguments.doTrain { _ = try StepPlan(arguments: arguments, trainCount: data.trainCount, worldSize: communicator.size) }
+            return data
         }
         let model = try NodeSharedModel.load(arguments.modelNameOrPath, precision: arguments.basePrecision,
                                              communicator: communicator, logger: logger)
@@ -31,24 +38,35 @@ public enum TrainingWorkflow {
         logger.info("model \(model.source) [\(model.format)]: \(c.parameterCount) parameters; LoRA r=\(lora.layout.configuration.rank) "
                     + "alpha=\(lora.layout.configuration.alpha) on \(lora.layout.configuration.targets.map(\.moduleName).joined(separator: ",")): "
                     + "trainable params \(lora.count) (\(String(format: "%.4f", 100 * Double(lora.count) / Double(c.parameterCount + lora.count)))%)")
-        if arguments.stage == "dpo" {
-            try runDPO(arguments, communicator: communicator, logger: logger, model: model, lora: lora, resumeFolder: resumeFolder)
-            return
+        switch data {
+        case let .pairs(pairs):
+            try runDPO(arguments, communicator: communicator, logger: logger, model: model, lora: lora, pairs: pairs,
+                       resumeFolder: resumeFolder)
+        case let .examples((train, validation)):
+            let objective = SFTObjective(arguments: arguments, model: model.configuration, loraLayout: lora.layout, train: train,
+                                         validation: validation)
+            let trainer = try Trainer(objective: objective, arguments: arguments, communicator: communicator, logger: logger,
+                                      model: model, lora: lora)
+            try resume(trainer, from: resumeFolder, communicator: communicator, logger: logger)
+            if arguments.doTrain {
+                StopSignal.install()
+                try trainer.run()
+            } else if arguments.doEval {
+                try trainer.writeEvaluation()
+            }
         }
-        let (train, validation) = try Consensus.runAgreed(communicator: communicator, operation: "prepare data") {
-            // Every rank prepares the same data; only rank 0 reports on it.
-            try prepareData(arguments, tokenizer: model.tokenizer, logger: communicator.isMainRank ? logger : nil)
-        }
-        let objective = SFTObjective(arguments: arguments, model: model.configuration, loraLayout: lora.layout, train: train,
-                                     validation: validation)
-        let trainer = try Trainer(objective: objective, arguments: arguments, communicator: communicator, logger: logger,
-                                  model: model, lora: lora)
-        try resume(trainer, from: resumeFolder, communicator: communicator, logger: logger)
-        if arguments.doTrain {
-            StopSignal.install()
-            try trainer.run()
-        } else if arguments.doEval {
-            try trainer.writeEvaluation()
+    }
+
+    /// A stage's encoded data: SFT examples (train, validation) or DPO pairs.
+    enum PreparedData {
+        case examples((train: [EncodedExample], validation: [EncodedExample]))
+        case pairs([EncodedPair])
+
+        var trainCount: Int {
+            switch self {
+            case let .examples(split): return split.train.count
+            case let .pairs(pairs): return pairs.count
+            }
         }
     }
 
@@ -78,12 +96,9 @@ public enum TrainingWorkflow {
 
     /// LLaMA-Factory `run_dpo`: pairs, reference log-probs (once), DPO training with resume, export.
     static func runDPO(_ arguments: TrainingArguments, communicator: any Communicator, logger: RankLogger, model: LoadedModel,
-                       lora: LoRABuffer, resumeFolder: String?) throws {
+                       lora: LoRABuffer, pairs: [EncodedPair], resumeFolder: String?) throws {
         if let continued = arguments.adapterPaths.last, !arguments.createNewAdapter {
             logger.info("continuing the adapter \(continued) with its own configuration (--lora_* flags ignored); fresh optimizer and schedule")
-        }
-        let pairs = try Consensus.runAgreed(communicator: communicator, operation: "prepare data") {
-            try preparePairs(arguments, tokenizer: model.tokenizer, logger: communicator.isMainRank ? logger : nil)
         }
         let referenceModel = try Consensus.runAgreed(communicator: communicator, operation: "load reference model") {
             try ReferenceLogProbabilities.loadReferenceModel(arguments, policy: model.configuration)

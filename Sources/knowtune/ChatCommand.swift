@@ -25,10 +25,7 @@ struct ChatCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let (loaded, _) = try model.load(loadsAdapter: false)
-            for path in model.adapterPaths {
-                LoRAMerger.merge(try PEFTAdapter.load(folder: path, model: loaded.configuration), into: loaded.weights)
-            }
+            let loaded = try model.load()
             let template = try ChatTemplate.named(templateName)
             let ids = raw ? loaded.tokenizer.encode(prompt) : template.encodePrompt(prompt, tokenizer: loaded.tokenizer)
             let configuration = GenerationConfiguration(doSample: doSample, temperature: temperature, topP: topP, topK: topK,

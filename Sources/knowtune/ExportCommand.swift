@@ -15,10 +15,7 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let (loaded, _) = try model.load(loadsAdapter: false)
-            for path in model.adapterPaths {
-                LoRAMerger.merge(try PEFTAdapter.load(folder: path, model: loaded.configuration), into: loaded.weights)
-            }
+            let loaded = try model.load()
             try ModelExporter.exportHuggingFace(weights: loaded.weights, source: loaded.source, to: exportDirectory)
             logToStandardError("wrote the merged HF model to \(exportDirectory)")
             guard ggufType != "none" else { return }

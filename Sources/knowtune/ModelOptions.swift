@@ -16,22 +16,23 @@ struct ModelOptions: ParsableArguments {
         (adapterPath ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
-    /// Loads the model (and, unless told not to, the adapter), printing the parameter counts to stderr.
-    func load(loadsAdapter: Bool = true) throws -> (model: LoadedModel, lora: LoRABuffer?) {
+    /// Loads the model with every adapter merged into it (W + s·B·A, in the order given: LLaMA-Factory 0.5.3 merges all
+    /// adapters for inference), printing the parameter counts to stderr.
+    func load() throws -> LoadedModel {
         let started = Date()
         let model = try ModelLoader.load(modelPath)
         let c = model.configuration
         logToStandardError(String(format: "loaded %@ [%@]: %d layers, hidden %d, %d heads (%d kv), vocab %d; %@ parameters in %.1fs",
                                   model.source, model.format, c.layerCount, c.hiddenSize, c.headCount, c.kvHeadCount,
                                   c.vocabularySize, c.parameterCount.formatted(), Date().timeIntervalSince(started)))
-        guard loadsAdapter, let adapterPath else { return (model, nil) }
-        let lora = try PEFTAdapter.load(folder: adapterPath, model: c)
-        let percent = 100 * Double(lora.count) / Double(c.parameterCount + lora.count)
-        logToStandardError(String(format: "adapter %@: r=%d alpha=%g targets=%@; trainable params %@ (%.4f%%)",
-                                  adapterPath, lora.layout.configuration.rank, lora.layout.configuration.alpha,
-                                  lora.layout.configuration.targets.map(\.moduleName).joined(separator: ","),
-                                  lora.count.formatted(), percent))
-        return (model, lora)
+        for path in adapterPaths {
+            let lora = try PEFTAdapter.load(folder: path, model: c)
+            LoRAMerger.merge(lora, into: model.weights)
+            logToStandardError(String(format: "adapter %@ merged: r=%d alpha=%g targets=%@ (%@ parameters)",
+                                      path, lora.layout.configuration.rank, lora.layout.configuration.alpha,
+                                      lora.layout.configuration.targets.map(\.moduleName).joined(separator: ","), lora.count.formatted()))
+        }
+        return model
     }
 }
 

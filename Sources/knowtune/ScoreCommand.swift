@@ -47,7 +47,7 @@ struct ScoreCommand: ParsableCommand {
         try runReportingErrors {
             let template = try ChatTemplate.named(templateName)
             let records = try file.map(Self.readRecords) ?? [Record(instruction: instruction, input: input, prompt: rawPrompt, response: response ?? "")]
-            let (loaded, lora) = try model.load()
+            let loaded = try model.load()
             let tokenizer = loaded.tokenizer
             let pairs = records.map { record -> (prompt: [Int32], response: [Int32]) in
                 let prompt = record.prompt.map { tokenizer.encode($0) }
@@ -55,7 +55,7 @@ struct ScoreCommand: ParsableCommand {
                                              tokenizer: tokenizer)
                 return (prompt, template.encodeResponse(record.response, tokenizer: tokenizer, appendEOS: !noEOS))
             }
-            let scorer = SequenceScorer(decoder: LlamaDecoder(weights: loaded.weights), lora: lora)
+            let scorer = SequenceScorer(decoder: LlamaDecoder(weights: loaded.weights), lora: nil)
             let encoder = JSONEncoder()
             for score in try scorer.score(pairs) {
                 print(String(decoding: try encoder.encode(score), as: UTF8.self))

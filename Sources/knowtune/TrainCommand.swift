@@ -22,15 +22,26 @@ struct TrainCommand: ParsableCommand {
     var tokens: [String] = []
 
     func run() throws {
-        // The watchdog is armed when MPI starts, so its flag is read before anything else.
-        if let index = tokens.firstIndex(of: "--collective_timeout"), index + 1 < tokens.count {
-            setenv("KNOWTUNE_COLLECTIVE_TIMEOUT", tokens[index + 1], 1)
+        if tokens.contains("--help") || tokens.contains("-h") {
+            print("usage: knowtune train [config.yaml] --key value …  (also --key=value; a bare boolean --key is true)\n")
+            print(TrainingArgumentParser.helpText)
+            return
+        }
+        // The collective watchdog is armed when MPI starts, so --collective_timeout (flag or file) is read before;
+        // bad arguments are reported after MPI starts, by every rank agreeing on the parse below.
+        if let early = try? TrainingArgumentParser.parse(tokens), early.givenKeys.contains("collective_timeout"),
+           early.arguments.collectiveTimeout >= 0 {
+            setenv("KNOWTUNE_COLLECTIVE_TIMEOUT", String(early.arguments.collectiveTimeout), 1)
         }
         let (communicator, rankLogger) = try startMPIJob()
         var logger = rankLogger
         do {
-            let parsed = try Consensus.runAgreed(communicator: communicator, operation: "parse arguments") {
-                try TrainingArgumentParser.parse(tokens)
+            let parsed = try Consensus.runAgreed(communicator: communicator, operation: "parse arguments") { () -> TrainingArgumentParser.Parsed in
+                var parsed = try TrainingArgumentParser.parse(tokens)
+                // One validation before anything loads, whichever workflows run.
+                parsed.arguments.resolveDerivedDefaults()
+                try parsed.arguments.validate()
+                return parsed
             }
             if parsed.arguments.logAllRanks {
                 logger = RankLogger(rank: communicator.rank, worldSize: communicator.size, hostname: communicator.hostname, allRanks: true)

@@ -97,12 +97,15 @@ final class DPOLossTests: XCTestCase {
 
     func testArgumentsChooseTheLoss() throws {
         var arguments = TrainingArguments()
-        arguments.dpoLoss = "ipo"
+        arguments.dpoLoss = .ipo
         arguments.dpoBeta = 0.25
         arguments.dpoFTX = 0.2
         XCTAssertEqual(try DPOLoss(arguments: arguments), DPOLoss(kind: .ipo, beta: 0.25, ftx: 0.2))
-        arguments.dpoLoss = "kto_pair"
+        arguments.dpoBeta = 0
         XCTAssertThrowsError(try DPOLoss(arguments: arguments))
+        XCTAssertThrowsError(try TrainingArgumentParser.parse(["--dpo_loss", "kto_pair"])) { error in
+            XCTAssertTrue("\(error)".contains("sigmoid, hinge, ipo"), "\(error)")
+        }
     }
 
     func testMetricMeansUseAStrictAccuracy() {

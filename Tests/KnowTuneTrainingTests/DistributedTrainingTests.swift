@@ -59,6 +59,31 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertEqual(maxAbsoluteDifference(try readAdapter(reference), try readAdapter(resumed)), 0)
     }
 
+    /// A checkpoint folder is published as one unit: killed after each of its files, the run leaves only
+    /// `checkpoint-4.tmp` (with the files written so far), and resume takes checkpoint-2 and ends as the reference.
+    func testKillBetweenCheckpointFilesLeavesOnlyCompleteCheckpoints() throws {
+        let reference = TrainingFixtures.outputDirectory("unit-reference")
+        XCTAssertEqual(try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: reference)).status, 0)
+        let written = [["adapter_model.safetensors", "adapter_config.json"], ["state.h5"], ["trainer_state.json"]]
+        for (index, part) in ["after-adapter", "after-state", "after-trainer-state"].enumerated() {
+            let output = TrainingFixtures.outputDirectory("unit-\(part)")
+            let killed = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: output),
+                                                environment: ["KNOWTUNE_FAULT_CHECKPOINT_WRITE": part, "KNOWTUNE_FAULT_CHECKPOINT_AT_STEP": "4"])
+            XCTAssertNotEqual(killed.status, 0, part)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: output + "/checkpoint-4"), "\(part): nothing published")
+            let partial = Set((try? FileManager.default.contentsOfDirectory(atPath: output + "/checkpoint-4.tmp")) ?? [])
+            XCTAssertEqual(partial, Set(written.prefix(index + 1).flatMap { $0 }), part)
+            for file in written.flatMap({ $0 }) {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: output + "/checkpoint-2/" + file), "\(part): checkpoint-2/\(file)")
+            }
+            let restart = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: output, extra: ["--resume_from_checkpoint", "latest"]))
+            XCTAssertEqual(restart.status, 0, restart.standardError)
+            XCTAssertTrue(restart.standardError.contains("resumed from \(output)/checkpoint-2 at step 2"), restart.standardError)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: output + "/checkpoint-4.tmp"), "\(part): the stale folder is replaced")
+            XCTAssertEqual(maxAbsoluteDifference(try readAdapter(reference), try readAdapter(output)), 0, part)
+        }
+    }
+
     func testBestCheckpointIsRestoredAndPEFTFilesAreWritten() throws {
         let output = TrainingFixtures.outputDirectory("best")
         // A high learning rate makes the validation loss rise after the first steps, so the best is not the last.

@@ -1,5 +1,5 @@
 // `knowtune export` through the CLI: the merged model, as an HF folder and as an F32 GGUF, scores the same as the
-// base with the adapter applied on the fly.
+// base with the adapter merged at load; several adapters are merged in order.
 import Foundation
 import KnowTuneTestSupport
 import XCTest
@@ -28,5 +28,14 @@ final class ExportCommandTests: XCTestCase {
         XCTAssertGreaterThan(abs(reference - base), 1e-4, "the adapter changes the model")
         XCTAssertEqual(try nll(["--model_name_or_path", exported]), reference, accuracy: 1e-4)
         XCTAssertEqual(try nll(["--model_name_or_path", exported + "/model-f32.gguf"]), reference, accuracy: 1e-4)
+
+        // Several adapters are merged in order for inference (LLaMA-Factory 0.5.3): score and export agree on A,A.
+        let twice = try nll(["--model_name_or_path", model, "--adapter_name_or_path", adapter + "," + adapter])
+        XCTAssertGreaterThan(abs(twice - reference), 1e-4, "the second copy of the adapter is applied too")
+        let exportedTwice = TrainingFixtures.outputDirectory("export-merged-twice")
+        let both = try KnowTuneRunner.run(["export", "--model_name_or_path", model, "--adapter_name_or_path", adapter + "," + adapter,
+                                           "--export_dir", exportedTwice, "--gguf_type", "none"])
+        XCTAssertEqual(both.status, 0, both.standardError)
+        XCTAssertEqual(try nll(["--model_name_or_path", exportedTwice]), twice, accuracy: 1e-4)
     }
 }

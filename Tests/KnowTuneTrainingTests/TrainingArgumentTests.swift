@@ -54,7 +54,7 @@ final class TrainingArgumentTests: XCTestCase {
         var a = TrainingArguments()
         a.perDeviceTrainBatchSize = 16
         a.numTrainEpochs = 3
-        a.evaluationStrategy = "steps"
+        a.evaluationStrategy = .steps
         a.evalSteps = 0.1
         a.saveSteps = 0.1
         a.loadBestModelAtEnd = true
