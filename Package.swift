@@ -1,7 +1,9 @@
 // swift-tools-version:6.0
 // KnowTune: LoRA fine-tuning of LLaMA-family models, data-parallel over MPI, and the KnowTuning method.
-// Layering (one direction, enforced by SwiftPM): C shims → KnowTuneTensor → KnowTuneModel → KnowTuneData
-// → (Distributed, Checkpoint) → Training → Generation / Evaluation → executables.
+// Layering (one direction, enforced by SwiftPM): C shims (MPI, HDF5, bf16) → KnowTuneTensor → KnowTuneModel
+// → KnowTuneData; KnowTuneDistributed (collectives, node-shared weights, batch sharding; on Model) and
+// KnowTuneCheckpoint (HDF5; on Tensor) → KnowTuneTraining (the loop and its objectives) → KnowTuneGeneration
+// (on Model and Data), KnowTuneEvaluation (standalone) → KnowTunePrediction, KnowTuneKnowledge → executables.
 import PackageDescription
 
 // Numeric kernels live behind unsafe pointers; -Ounchecked drops the remaining overflow traps there.
@@ -22,15 +24,17 @@ let package = Package(
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
-        .target(name: "CKnowTuneShims", dependencies: ["CMPI", "CHDF5"]),
+        // Accessors for C macros Swift cannot import, one shim per library so that checkpoints do not need mpi.h.
+        .target(name: "CKnowTuneMPIShims", dependencies: ["CMPI"]),
+        .target(name: "CKnowTuneHDF5Shims", dependencies: ["CHDF5"]),
         // bf16 frozen-weight products (AVX-512 BF16 with a run-time check, sgemm fallback); see its header.
         .target(name: "CKnowTuneBF16", dependencies: ["COpenBLAS"], linkerSettings: [.linkedLibrary("pthread")]),
 
         .target(name: "KnowTuneTensor", dependencies: ["COpenBLAS", "CKnowTuneBF16"], swiftSettings: kernelSettings),
         .target(name: "KnowTuneModel", dependencies: ["KnowTuneTensor"], swiftSettings: kernelSettings),
         .target(name: "KnowTuneData", dependencies: ["KnowTuneModel"]),
-        .target(name: "KnowTuneDistributed", dependencies: ["CMPI", "CKnowTuneShims", "KnowTuneTensor"]),
-        .target(name: "KnowTuneCheckpoint", dependencies: ["CHDF5", "CKnowTuneShims", "KnowTuneTensor"]),
+        .target(name: "KnowTuneDistributed", dependencies: ["CMPI", "CKnowTuneMPIShims", "KnowTuneTensor", "KnowTuneModel"]),
+        .target(name: "KnowTuneCheckpoint", dependencies: ["CHDF5", "CKnowTuneHDF5Shims", "KnowTuneTensor"]),
         .target(name: "KnowTuneTraining",
                 dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneDistributed", "KnowTuneCheckpoint", "Yams"],
                 swiftSettings: kernelSettings),

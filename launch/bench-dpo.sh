@@ -4,13 +4,14 @@
 # thread; the reference log-prob precompute time is reported separately (it runs once, before training).
 # Pairs: the first $DPO_BENCH_PAIRS (default 64) dolly_train records, chosen = the output, rejected = its
 # sentences in reverse order (the golden dpo.json's construction). Writes out/bench/dpo.json. Run on an
-# otherwise idle machine.
+# otherwise idle machine. KNOWTUNE_BIN runs another build's binary (launch/bench-compare.sh).
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 pairs="${DPO_BENCH_PAIRS:-64}"
 "$repo_root/launch/fetch-model.sh"
-swift build -c release --product knowtune >&2
+[ -n "${KNOWTUNE_BIN:-}" ] || swift build -c release --product knowtune >&2
+knowtune="${KNOWTUNE_BIN:-.build/release/knowtune}"
 mkdir -p out/bench/dpo-data
 python3 - "$pairs" <<'PY'
 import json, re, sys
@@ -35,9 +36,9 @@ root=()
 common=(train --stage dpo --model_name_or_path models/smollm2 --do_train --dataset dolly_pairs --dataset_dir out/bench/dpo-data
         --template alpaca --finetuning_type lora --lora_target q_proj,v_proj --cutoff_len 1024 --num_train_epochs 1
         --learning_rate 1e-5 --lr_scheduler_type cosine --dpo_ftx 0.2 --logging_steps 4 --save_strategy no --overwrite_output_dir)
-OPENBLAS_NUM_THREADS=2 mpirun -np 1 --bind-to none "${root[@]}" .build/release/knowtune "${common[@]}" \
+OPENBLAS_NUM_THREADS=2 mpirun -np 1 --bind-to none "${root[@]}" "$knowtune" "${common[@]}" \
     --per_device_train_batch_size 8 --output_dir out/bench/dpo-1x2 >&2
-OPENBLAS_NUM_THREADS=1 mpirun -np 2 --bind-to core "${root[@]}" .build/release/knowtune "${common[@]}" \
+OPENBLAS_NUM_THREADS=1 mpirun -np 2 --bind-to core "${root[@]}" "$knowtune" "${common[@]}" \
     --per_device_train_batch_size 4 --output_dir out/bench/dpo-2x1 >&2
 python3 - "$pairs" <<'PY'
 import json, sys

@@ -6,7 +6,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/bench-sft-common.sh"
 dtypes="${DTYPES:-fp32 bf16 f16}"
 for dtype in $dtypes; do
-    OPENBLAS_NUM_THREADS=1 mpirun -np 2 --bind-to core "${root[@]}" .build/release/knowtune "${sft_recipe[@]}" \
+    OPENBLAS_NUM_THREADS=1 mpirun -np 2 --bind-to core "${root[@]}" "$knowtune" "${sft_recipe[@]}" \
         --logging_steps 1 --per_device_train_batch_size 4 --base_dtype "$dtype" --output_dir "out/bench/dtype-$dtype" >&2
 done
 python3 - <<'PY'

@@ -4,9 +4,9 @@
 # (mpirun --bind-to none) and 2 ranks x 1 thread. Writes out/bench/sft.json. Run on an otherwise idle machine.
 source "$(dirname "${BASH_SOURCE[0]}")/bench-sft-common.sh"
 common=("${sft_recipe[@]}" --logging_steps 8)
-OPENBLAS_NUM_THREADS=2 mpirun -np 1 --bind-to none "${root[@]}" .build/release/knowtune "${common[@]}" \
+OPENBLAS_NUM_THREADS=2 mpirun -np 1 --bind-to none "${root[@]}" "$knowtune" "${common[@]}" \
     --per_device_train_batch_size 8 --output_dir out/bench/sft-1x2 >&2
-OPENBLAS_NUM_THREADS=1 mpirun -np 2 --bind-to core "${root[@]}" .build/release/knowtune "${common[@]}" \
+OPENBLAS_NUM_THREADS=1 mpirun -np 2 --bind-to core "${root[@]}" "$knowtune" "${common[@]}" \
     --per_device_train_batch_size 4 --output_dir out/bench/sft-2x1 >&2
 python3 - <<'PY'
 import json

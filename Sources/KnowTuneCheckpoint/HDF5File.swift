@@ -3,7 +3,7 @@
 // list of dataset paths; does not know about checkpoints (CheckpointStore does) and is not thread-safe (libhdf5
 // is not, unless built thread-safe: use one file from one thread).
 import CHDF5
-import CKnowTuneShims
+import CKnowTuneHDF5Shims
 import Foundation
 import KnowTuneTensor
 

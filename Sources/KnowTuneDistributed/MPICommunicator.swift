@@ -1,7 +1,7 @@
 // Implements the Communicator over Open MPI (MPI_COMM_WORLD, MPI_THREAD_FUNNELED, MPI_ERRORS_RETURN), with the
 // watchdog and the optional mismatch check around every collective; does not decide whether to use MPI
 // (LaunchEnvironment does, via `start`) and never calls MPI from a thread other than the one that initialised it.
-import CKnowTuneShims
+import CKnowTuneMPIShims
 import CMPI
 import Foundation
 import KnowTuneTensor

@@ -1,7 +1,7 @@
 // Implements the placement report of a job: this rank's CPU affinity (sched_getaffinity), every rank's placement
 // gathered to all ranks, the one-line summary and oversubscription warnings; does not bind, pin or set thread
 // counts (mpirun/srun and the BLAS settings do).
-import CKnowTuneShims
+import CKnowTuneMPIShims
 import Foundation
 import KnowTuneTensor
 

@@ -73,9 +73,8 @@ struct BuildKACommand: ParsableCommand {
     func run() throws {
         try runKnowledgeBuild(flags: flags, commandName: "build-ka") { source, communicator, logger, progress in
             let rule = try FactKeepRule(parsing: keep)
-            let model = try Consensus.runAgreed(communicator: communicator, operation: "load the model") {
-                try ModelLoader.load(flags.modelPath ?? "")
-            }
+            // The node-shared base: mapped once per node however many ranks score facts.
+            let model = try NodeSharedModel.load(flags.modelPath ?? "", communicator: communicator, logger: logger)
             logger.info("scoring facts with \(model.source) [\(model.format)], template alpaca, keep \(rule)")
             let teacher = try Consensus.runAgreed(communicator: communicator, operation: "start the teacher") {
                 try flags.teacherOptions.makeTeacher(entitySource: [])

@@ -3,6 +3,7 @@
 import Foundation
 import XCTest
 @testable import KnowTuneTraining
+import KnowTuneDistributed
 import KnowTuneModel
 
 final class TrainingArgumentTests: XCTestCase {

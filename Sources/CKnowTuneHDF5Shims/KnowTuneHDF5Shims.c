@@ -1,11 +1,27 @@
-// Implements the C helpers declared in the last section of KnowTuneShims.h (HDF5 traversal and error text,
-// CPU affinity); does not hold state or allocate beyond the call.
-#define _GNU_SOURCE
-#include <errno.h>
-#include <sched.h>
+// Implements the accessors and helpers declared in KnowTuneHDF5Shims.h; see there. Holds no state and allocates
+// nothing beyond the call.
 #include <stdio.h>
 #include <string.h>
-#include "KnowTuneShims.h"
+#include "KnowTuneHDF5Shims.h"
+
+hid_t kt_h5t_native_float(void) { return H5T_NATIVE_FLOAT; }
+hid_t kt_h5t_native_double(void) { return H5T_NATIVE_DOUBLE; }
+hid_t kt_h5t_native_int64(void) { return H5T_NATIVE_INT64; }
+hid_t kt_h5t_native_uint64(void) { return H5T_NATIVE_UINT64; }
+hid_t kt_h5t_native_uint32(void) { return H5T_NATIVE_UINT32; }
+hid_t kt_h5t_native_uint8(void) { return H5T_NATIVE_UINT8; }
+hid_t kt_h5t_c_s1(void) { return H5T_C_S1; }
+hid_t kt_h5p_default(void) { return H5P_DEFAULT; }
+hid_t kt_h5s_all(void) { return H5S_ALL; }
+hid_t kt_h5p_file_access(void) { return H5P_FILE_ACCESS; }
+unsigned kt_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
+unsigned kt_h5f_acc_excl(void) { return H5F_ACC_EXCL; }
+unsigned kt_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
+unsigned kt_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
+hid_t kt_h5p_link_create(void) { return H5P_LINK_CREATE; }
+H5F_libver_t kt_h5f_libver_latest(void) { return H5F_LIBVER_LATEST; }
+size_t kt_h5t_variable(void) { return H5T_VARIABLE; }
+void kt_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 struct kt_visit {
     kt_name_callback callback;
@@ -75,32 +91,4 @@ size_t kt_h5_error_description(char *buffer, size_t capacity) {
     }
     if (written < 0) return 0;
     return (size_t)written < capacity ? (size_t)written : capacity - 1;
-}
-
-int kt_cpu_affinity(int *cpus, int capacity) {
-    // Grow the set until the kernel accepts its size (machines with more than CPU_SETSIZE CPUs).
-    for (int setSize = CPU_SETSIZE; setSize <= (1 << 20); setSize *= 2) {
-        cpu_set_t *set = CPU_ALLOC(setSize);
-        if (!set) return -1;
-        size_t bytes = CPU_ALLOC_SIZE(setSize);
-        CPU_ZERO_S(bytes, set);
-        if (sched_getaffinity(0, bytes, set) != 0) {
-            int saved = errno;
-            CPU_FREE(set);
-            if (saved == EINVAL) continue;
-            errno = saved;
-            return -1;
-        }
-        int count = 0;
-        for (int cpu = 0; cpu < setSize; cpu++) {
-            if (CPU_ISSET_S(cpu, bytes, set)) {
-                if (count < capacity) cpus[count] = cpu;
-                count += 1;
-            }
-        }
-        CPU_FREE(set);
-        return count;
-    }
-    errno = EINVAL;
-    return -1;
 }

@@ -4,7 +4,6 @@
 // base is resident once per node however many ranks share it; entries of replaced model files are removed when the
 // new one is written. Does not decide what the ranks compute.
 import Foundation
-import KnowTuneDistributed
 import KnowTuneModel
 import KnowTuneTensor
 
