@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
-# Compares this tree with an older revision on the SFT and DPO benchmarks (launch/bench-sft.sh, launch/bench-dpo.sh),
-# run interleaved on the same machine so that both builds see the same conditions: the older revision is cloned and
-# built in its own folder (out/bench/rev-<rev>), then for each of ROUNDS rounds both benchmarks run with the old
-# binary and with the new one, alternating which goes first. Prints and writes out/bench/compare.json: per build and
-# configuration the median tokens/s (SFT) and pairs/s (DPO) and new/old ratios. Speeds compare only within one run.
-#   launch/bench-compare.sh [REV]   (default 3426e14)   knobs: ROUNDS (3), SFT_BENCH_SAMPLES (64), DPO_BENCH_PAIRS (32)
+# Compares two revisions on the SFT and DPO benchmarks (launch/bench-sft.sh, launch/bench-dpo.sh), run interleaved
+# on the same machine so that both builds see the same conditions: each revision is cloned and built in its own folder
+# (out/bench/rev-<rev>; the work tree may change meanwhile), then for each of ROUNDS rounds both benchmarks run with
+# the old binary and with the new one, alternating which goes first. Prints and writes out/bench/compare.json: per
+# build and configuration the median tokens/s (SFT) and pairs/s (DPO) and new/old ratios. Speeds compare only within
+# one run.
+#   launch/bench-compare.sh [OLD [NEW]]   (default 3426e14 and HEAD)
+#   knobs: ROUNDS (3), SFT_BENCH_SAMPLES (64), DPO_BENCH_PAIRS (32)
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
-rev="${1:-3426e14}"
+old_rev="$(git rev-parse --short "${1:-3426e14}")"
+new_rev="$(git rev-parse --short "${2:-HEAD}")"
 rounds="${ROUNDS:-3}"
 export SFT_BENCH_SAMPLES="${SFT_BENCH_SAMPLES:-64}" DPO_BENCH_PAIRS="${DPO_BENCH_PAIRS:-32}"
-old_tree="$repo_root/out/bench/rev-$rev"
-if [ ! -x "$old_tree/.build/release/knowtune" ]; then
-    rm -rf "$old_tree"
-    git clone -q "$repo_root" "$old_tree"
-    git -C "$old_tree" checkout -q "$rev"
-    (cd "$old_tree" && swift build -c release --product knowtune >&2)
-fi
-swift build -c release --product knowtune >&2
-declare -A binaries=([old]="$old_tree/.build/release/knowtune" [new]="$repo_root/.build/release/knowtune")
+build_revision() {   # rev → prints the binary
+    local tree="$repo_root/out/bench/rev-$1"
+    if [ ! -x "$tree/.build/release/knowtune" ]; then
+        rm -rf "$tree"
+        git clone -q "$repo_root" "$tree"
+        git -C "$tree" checkout -q "$1"
+        (cd "$tree" && swift build -c release --product knowtune >&2)
+    fi
+    echo "$tree/.build/release/knowtune"
+}
+declare -A binaries=([old]="$(build_revision "$old_rev")" [new]="$(build_revision "$new_rev")")
 results="$repo_root/out/bench/compare"
 mkdir -p "$results"
 for round in $(seq 1 "$rounds"); do
@@ -33,12 +38,11 @@ for round in $(seq 1 "$rounds"); do
         cp out/bench/dpo.json "$results/dpo-$build-$round.json"
     done
 done
-python3 - "$results" "$rev" "$rounds" <<'PY'
-import json, statistics, subprocess, sys
-folder, rev, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+python3 - "$results" "$old_rev" "$new_rev" "$rounds" <<'PY'
+import json, statistics, sys
+folder, old_rev, new_rev, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-result = {"old_revision": rev, "new_revision": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
-          "rounds": rounds, "cpu": cpu}
+result = {"old_revision": old_rev, "new_revision": new_rev, "rounds": rounds, "cpu": cpu}
 for bench, key in (("sft", "train_tokens_per_second"), ("dpo", "train_pairs_per_second")):
     for config in ("1x2", "2x1"):
         runs = {b: [json.load(open(f"{folder}/{bench}-{b}-{r}.json"))[config][key] for r in range(1, rounds + 1)] for b in ("old", "new")}

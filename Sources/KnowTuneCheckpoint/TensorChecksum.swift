@@ -2,21 +2,16 @@
 // little-endian value bytes) and over the string attributes; does not detect tampering (it is not a MAC), only
 // corruption and truncation.
 import Foundation
+import KnowTuneTensor
 
-/// FNV-1a, 64-bit (http://www.isthe.com/chongo/tech/comp/fnv/): byte-serial, about 1 GB/s, no dependencies.
+/// FNV-1a 64 over the values' bytes, with lengths and shapes mixed in.
 public struct TensorChecksum: Equatable, Sendable {
-    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+    private var hash = FNV1a64()
+    public var value: UInt64 { hash.value }
 
     public init() {}
 
-    public mutating func combine(bytes buffer: UnsafeRawBufferPointer) {
-        var hash = value
-        for byte in buffer {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        value = hash
-    }
+    public mutating func combine(bytes buffer: UnsafeRawBufferPointer) { hash.combine(bytes: buffer) }
 
     public mutating func combine(_ word: UInt64) {
         withUnsafeBytes(of: word.littleEndian) { combine(bytes: $0) }

@@ -2,6 +2,7 @@
 // (step, kind, count, root, operation label) that every rank gathers before each collective, and the comparison
 // that names the first rank whose record differs; does not gather (MPICommunicator does).
 import Foundation
+import KnowTuneTensor
 
 /// The kinds of collective a Communicator performs.
 public enum CollectiveKind: UInt8, Sendable, CaseIterable {
@@ -49,7 +50,7 @@ public struct CollectiveFingerprint: Equatable, Sendable {
         self.kind = kind
         self.count = kind == .broadcast || kind == .allGather || kind == .barrier ? 0 : Int64(count)
         self.root = kind == .broadcast ? Int64(root) : 0
-        self.labelHash = Self.fnv1a64(Array(operation.utf8))
+        self.labelHash = FNV1a64.hash(operation.utf8)
         self.label = String(decoding: Array(operation.utf8.prefix(Self.labelCapacity)), as: UTF8.self)
     }
 
@@ -101,15 +102,5 @@ public struct CollectiveFingerprint: Equatable, Sendable {
             return (rank, message)
         }
         return nil
-    }
-
-    /// FNV-1a, 64-bit (http://www.isthe.com/chongo/tech/comp/fnv/).
-    static func fnv1a64(_ bytes: [UInt8]) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        return hash
     }
 }

@@ -5,25 +5,20 @@
 import Foundation
 import KnowTuneTensor
 
-/// FNV-1a 64-bit over UTF-8 with a separator after each part: the same value in every process and on every
+/// FNV-1a 64 over UTF-8 with a separator after each part: the same value in every process and on every
 /// rank (Swift's `Hasher` is seeded per process).
 public struct StableHash {
-    private var state: UInt64 = 0xCBF2_9CE4_8422_2325
+    private var hash = FNV1a64()
 
     public init() {}
 
     public mutating func combine(_ text: String) {
-        for byte in text.utf8 { mix(byte) }
-        mix(0xFF)  // Not a UTF-8 byte: ("ab", "c") and ("a", "bc") differ.
+        for byte in text.utf8 { hash.combine(byte: byte) }
+        hash.combine(byte: 0xFF)  // Not a UTF-8 byte: ("ab", "c") and ("a", "bc") differ.
     }
 
-    private mutating func mix(_ byte: UInt8) {
-        state ^= UInt64(byte)
-        state = state &* 0x0000_0100_0000_01B3
-    }
-
-    public var value: UInt64 { state }
-    public var hex: String { String(format: "%016llx", state) }
+    public var value: UInt64 { hash.value }
+    public var hex: String { String(format: "%016llx", hash.value) }
 }
 
 /// One cache line.

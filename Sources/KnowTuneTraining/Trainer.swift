@@ -250,7 +250,7 @@ public final class Trainer {
     // MARK: - Checkpoints
 
     func checkpointFolder(_ step: Int) -> String {
-        (arguments.outputDir as NSString).appendingPathComponent("checkpoint-\(step)")
+        (arguments.outputDir as NSString).appendingPathComponent(CheckpointStore.folderName(step: step))
     }
 
     /// Writes `checkpoint-<step>` (adapter, state.h5, trainer_state.json) on rank 0 as one unit: into
@@ -295,9 +295,7 @@ public final class Trainer {
     func pruneCheckpoints() throws {
         guard let limit = arguments.saveTotalLimit, limit > 0 else { return }
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: arguments.outputDir)) ?? []
-        let stepsOnDisk = entries.compactMap { name -> Int? in
-            name.hasPrefix("checkpoint-") ? Int(name.dropFirst("checkpoint-".count)) : nil
-        }.sorted()
+        let stepsOnDisk = entries.compactMap(CheckpointStore.step(ofFolderName:)).sorted()
         let keep = Set(stepsOnDisk.suffix(limit) + (state.bestStep.map { [$0] } ?? []))
         for step in stepsOnDisk where !keep.contains(step) {
             try? FileManager.default.removeItem(atPath: checkpointFolder(step))
