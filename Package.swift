@@ -1,9 +1,10 @@
 // swift-tools-version:6.0
 // KnowTune: LoRA fine-tuning of LLaMA-family models, data-parallel over MPI, and the KnowTuning method.
 // Layering (one direction, enforced by SwiftPM): C shims (MPI, HDF5, bf16) → KnowTuneTensor → KnowTuneModel
-// → KnowTuneData; KnowTuneDistributed (collectives, node-shared weights, batch sharding; on Model) and
-// KnowTuneCheckpoint (HDF5; on Tensor) → KnowTuneTraining (the loop and its objectives) → KnowTuneGeneration
-// (on Model and Data), KnowTuneEvaluation (standalone) → KnowTunePrediction, KnowTuneKnowledge → executables.
+// → KnowTuneData → KnowTuneDistributed (on Model: collectives, node-shared weights, batch sharding) and
+// KnowTuneCheckpoint (on Tensor) → KnowTuneTraining (the loop and its objectives; on Data, Distributed, Checkpoint);
+// KnowTuneGeneration (on Data) and KnowTuneEvaluation (standalone) → KnowTunePrediction (on Generation, Evaluation,
+// Distributed; not on Training) and KnowTuneKnowledge → executables.
 import PackageDescription
 
 // Numeric kernels live behind unsafe pointers; -Ounchecked drops the remaining overflow traps there.
@@ -44,14 +45,14 @@ let package = Package(
         .target(name: "KnowTuneKnowledge",
                 dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneDistributed", "KnowTuneTensor", "KnowTuneEvaluation", "KnowTuneGeneration"]),
         .target(name: "KnowTunePrediction",
-                dependencies: ["KnowTuneGeneration", "KnowTuneEvaluation", "KnowTuneTraining", "KnowTuneDistributed",
-                               "KnowTuneData", "KnowTuneModel", "KnowTuneTensor"]),
+                dependencies: ["KnowTuneGeneration", "KnowTuneEvaluation", "KnowTuneDistributed", "KnowTuneData", "KnowTuneModel",
+                               "KnowTuneTensor"]),
 
         .executableTarget(
             name: "knowtune",
             dependencies: [
                 "KnowTuneModel", "KnowTuneData", "KnowTuneEvaluation", "KnowTuneTraining", "KnowTuneDistributed", "KnowTunePrediction",
-                "KnowTuneKnowledge", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "KnowTuneKnowledge", "KnowTuneGeneration", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "knowtune-bench", dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneTraining"],
                           swiftSettings: kernelSettings),

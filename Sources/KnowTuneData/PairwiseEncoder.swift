@@ -39,16 +39,12 @@ public struct PairwiseReport: Equatable {
 }
 
 public struct PairwiseEncoder {
-    public let template: ChatTemplate
-    public let tokenizer: any Tokenizer
-    public let cutoffLength: Int
-    public let reservedLabelLength: Int
+    /// Prompts and answers are encoded, and cut, as for SFT.
+    public let supervised: SupervisedEncoder
 
     public init(template: ChatTemplate, tokenizer: any Tokenizer, cutoffLength: Int = 1024, reservedLabelLength: Int = 1) {
-        self.template = template
-        self.tokenizer = tokenizer
-        self.cutoffLength = cutoffLength
-        self.reservedLabelLength = reservedLabelLength
+        supervised = SupervisedEncoder(template: template, tokenizer: tokenizer, cutoffLength: cutoffLength,
+                                       reservedLabelLength: reservedLabelLength)
     }
 
     /// LLaMA-Factory refuses `--stage dpo` (and rm) on data that is not ranked ("Please use ranked datasets");
@@ -81,14 +77,12 @@ public struct PairwiseEncoder {
                 continue
             }
             if chosenText == rejectedText { report.identical += 1 }
-            let fullPrompt = template.encodePrompt(content, system: example.system, tokenizer: tokenizer)
-            var chosen = template.encodeResponse(chosenText, tokenizer: tokenizer)
-            var rejected = template.encodeResponse(rejectedText, tokenizer: tokenizer)
+            let fullPrompt = supervised.encodePrompt(example)
+            var chosen = supervised.encodeResponse(chosenText)
+            var rejected = supervised.encodeResponse(rejectedText)
             // Each answer is cut against the full prompt on its own; the prompt is the chosen encoding's (LF053).
-            let keptChosen = SupervisedEncoder.truncate(source: fullPrompt.count, target: chosen.count, budget: cutoffLength,
-                                                        reserved: reservedLabelLength)
-            let keptRejected = SupervisedEncoder.truncate(source: fullPrompt.count, target: rejected.count, budget: cutoffLength,
-                                                          reserved: reservedLabelLength)
+            let keptChosen = supervised.kept(source: fullPrompt.count, target: chosen.count)
+            let keptRejected = supervised.kept(source: fullPrompt.count, target: rejected.count)
             let prompt = Array(fullPrompt.prefix(keptChosen.source))
             if keptChosen.source < fullPrompt.count || keptChosen.target < chosen.count || keptRejected.target < rejected.count {
                 report.truncated += 1

@@ -41,6 +41,13 @@ public struct SupervisedEncoder {
         return (min(source, max(maxSource, 0)), min(target, maxTarget))
     }
 
+    /// How much of a source and a target of these lengths fit the cutoff (`truncate` with this encoder's budget).
+    public func kept(source: Int, target: Int) -> (source: Int, target: Int) {
+        Self.truncate(source: source, target: target, budget: cutoffLength, reserved: reservedLabelLength)
+    }
+
+    public func encodeResponse(_ response: String) -> [Int32] { template.encodeResponse(response, tokenizer: tokenizer) }
+
     public func encodePrompt(_ example: AlpacaExample) -> [Int32] {
         template.encodePrompt(ChatTemplate.userContent(instruction: example.instruction, input: example.input),
                               system: example.system, tokenizer: tokenizer)
@@ -59,12 +66,12 @@ public struct SupervisedEncoder {
                 continue
             }
             var prompt = encodePrompt(example)
-            var answer = template.encodeResponse(response, tokenizer: tokenizer)
-            let kept = Self.truncate(source: prompt.count, target: answer.count, budget: cutoffLength, reserved: reservedLabelLength)
-            if kept.source < prompt.count || kept.target < answer.count {
+            var answer = encodeResponse(response)
+            let fit = kept(source: prompt.count, target: answer.count)
+            if fit.source < prompt.count || fit.target < answer.count {
                 report.truncated += 1
-                prompt = Array(prompt.prefix(kept.source))
-                answer = Array(answer.prefix(kept.target))
+                prompt = Array(prompt.prefix(fit.source))
+                answer = Array(answer.prefix(fit.target))
             }
             guard !prompt.isEmpty, !answer.isEmpty else {
                 report.skippedEmpty += 1

@@ -10,7 +10,6 @@ import KnowTuneEvaluation
 import KnowTuneGeneration
 import KnowTuneModel
 import KnowTuneTensor
-import KnowTuneTraining
 
 public enum PredictWorkflow {
     /// One example ready for generation.
@@ -28,9 +27,7 @@ public enum PredictWorkflow {
         var problem: String?
     }
 
-    public static func run(arguments input: TrainingArguments, communicator: any Communicator, logger: RankLogger) throws {
-        var arguments = input
-        arguments.resolveDerivedDefaults()
+    public static func run(arguments: PredictionArguments, communicator: any Communicator, logger: RankLogger) throws {
         try Consensus.runAgreed(communicator: communicator, operation: "validate predict arguments") {
             if arguments.modelNameOrPath.isEmpty { throw KnowTuneError.invalidConfiguration("--model_name_or_path is required") }
             if arguments.dataset.isEmpty { throw KnowTuneError.invalidConfiguration("--dataset is required") }
@@ -48,17 +45,15 @@ public enum PredictWorkflow {
         let examples = try Consensus.runAgreed(communicator: communicator, operation: "prepare predict data") {
             try prepare(arguments, tokenizer: model.tokenizer)
         }
+        let configuration = arguments.generation
         logger.info("predict: \(examples.count) examples from \(arguments.dataset) on \(communicator.size) rank(s), "
-                    + (arguments.doSample ? "sampling (T \(arguments.temperature), top-p \(arguments.topP), top-k \(arguments.topK))" : "greedy")
-                    + ", ≤ \(arguments.maxNewTokens) new tokens" + (arguments.adapterPaths.isEmpty ? "" : ", adapters \(arguments.adapterPaths.joined(separator: ","))"))
+                    + (configuration.doSample ? "sampling (T \(configuration.temperature), top-p \(configuration.topP), top-k \(configuration.topK))" : "greedy")
+                    + ", ≤ \(configuration.maxNewTokens) new tokens" + (arguments.adapterPaths.isEmpty ? "" : ", adapters \(arguments.adapterPaths.joined(separator: ","))"))
         let started = Date()
-        let configuration = GenerationConfiguration(
-            doSample: arguments.doSample, temperature: arguments.temperature, topP: arguments.topP, topK: arguments.topK,
-            maxNewTokens: arguments.maxNewTokens, repetitionPenalty: arguments.repetitionPenalty, seed: UInt64(arguments.seed))
         let mine = BatchSharder.shard(tokenCounts: examples.map { $0.prompt.count }, rankCount: communicator.size)[communicator.rank]
         let local = try Consensus.runAgreed(communicator: communicator, operation: "generate") { () -> [PredictionMessage] in
             let generator = Generator(weights: model.weights, stopTokenIds: [model.tokenizer.eosTokenId],
-                                      batchSize: arguments.perDeviceEvalBatchSize)
+                                      batchSize: arguments.batchSize)
             let results = try generator.generate(prompts: mine.map { examples[$0].prompt }, exampleIndices: mine.map { examples[$0].index },
                                                  configuration: configuration)
             return zip(mine, results).map { position, result in
@@ -87,7 +82,7 @@ public enum PredictWorkflow {
     }
 
     /// Templated prompts and reference labels, with LLaMA-Factory 0.5.3's proportional prompt/label truncation.
-    static func prepare(_ arguments: TrainingArguments, tokenizer: any Tokenizer) throws -> [PredictExample] {
+    static func prepare(_ arguments: PredictionArguments, tokenizer: any Tokenizer) throws -> [PredictExample] {
         let registry = try DatasetRegistry(directory: arguments.datasetDir)
         let records = try DatasetLoader.load(names: arguments.datasetNames, registry: registry, maxSamples: arguments.maxSamples)
         let template = try ChatTemplate.named(arguments.template)
@@ -96,9 +91,8 @@ public enum PredictWorkflow {
         guard !records.isEmpty else { throw KnowTuneError.invalidInput("\(arguments.dataset) holds no records") }
         return records.enumerated().map { index, record in
             let prompt = encoder.encodePrompt(record)
-            let label = template.encodeResponse(record.responses.first ?? "", tokenizer: tokenizer)
-            let kept = SupervisedEncoder.truncate(source: prompt.count, target: label.count, budget: arguments.cutoffLength,
-                                                  reserved: arguments.reservedLabelLength)
+            let label = encoder.encodeResponse(record.responses.first ?? "")
+            let kept = encoder.kept(source: prompt.count, target: label.count)
             let labelIds = Array(label.prefix(kept.target)).filter { $0 != tokenizer.eosTokenId }
             return PredictExample(index: index, prompt: Array(prompt.prefix(kept.source)), label: tokenizer.decode(labelIds))
         }
@@ -114,7 +108,7 @@ public enum PredictWorkflow {
         return result
     }
 
-    static func write(examples: [PredictExample], messages: [PredictionMessage], runtime: Double, arguments: TrainingArguments,
+    static func write(examples: [PredictExample], messages: [PredictionMessage], runtime: Double, arguments: PredictionArguments,
                       logger: RankLogger) throws {
         let problems = messages.filter { $0.problem != nil }
         if let first = problems.first?.problem {
@@ -137,12 +131,11 @@ public enum PredictWorkflow {
             "predict_rouge-l": metrics.rougeL, "predict_meteor": metrics.meteor,
             "predict_runtime": (runtime * 10000).rounded() / 10000,
             "predict_samples_per_second": (Double(examples.count) / max(runtime, 1e-9) * 1000).rounded() / 1000,
-            "predict_steps_per_second": (Double(examples.count) / Double(max(arguments.perDeviceEvalBatchSize, 1)) / max(runtime, 1e-9) * 1000).rounded() / 1000,
+            "predict_steps_per_second": (Double(examples.count) / Double(max(arguments.batchSize, 1)) / max(runtime, 1e-9) * 1000).rounded() / 1000,
             "predict_generated_tokens_per_second": (Double(generated) / max(runtime, 1e-9) * 10).rounded() / 10,
         ]
         results = results.filter { $0.value.isFinite }
-        let log = TrainingLog(outputDirectory: folder)
-        try log.writeResults(results, split: "predict")
+        try RunResults.write(results, split: "predict", in: folder)
         logger.info(String(format: "predict_bleu-4 %.4f  rouge-1 %.4f  rouge-2 %.4f  rouge-l %.4f  meteor %.4f  (%.1fs, %d examples)",
                            metrics.bleu4, metrics.rouge1, metrics.rouge2, metrics.rougeL, metrics.meteor, runtime, examples.count))
     }

@@ -2,6 +2,7 @@
 // keys first), `trainer_state.json` (log_history), `*_results.json` and loss plots; does not decide when to log.
 // Only rank 0 owns one.
 import Foundation
+import KnowTuneData
 import KnowTuneTensor
 
 /// One entry of HF's `log_history`: numeric metrics plus the step.
@@ -112,21 +113,12 @@ public final class TrainingLog {
             "num_input_tokens_seen": 0, "num_train_epochs": Int(numTrainEpochs.rounded(.up)), "save_steps": saveSteps,
             "total_flos": 0, "train_batch_size": trainBatchSize, "trial_name": NSNull(), "trial_params": NSNull(),
         ]
-        try writeJSON(state, to: (folder as NSString).appendingPathComponent("trainer_state.json"))
+        try RunResults.writeJSON(state, to: (folder as NSString).appendingPathComponent("trainer_state.json"))
     }
 
     /// HF `save_metrics`: `<split>_results.json` and the merged `all_results.json`.
     public func writeResults(_ metrics: [String: Double], split: String) throws {
-        try writeJSON(metrics, to: path("\(split)_results.json"))
-        let allPath = path("all_results.json")
-        var all = (FileManager.default.contents(atPath: allPath)).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
-        for (key, value) in metrics { all[key] = value }
-        try writeJSON(all, to: allPath)
-    }
-
-    func writeJSON(_ object: Any, to file: String) throws {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-        try (data + Data("\n".utf8)).write(to: URL(fileURLWithPath: file), options: .atomic)
+        try RunResults.write(metrics, split: split, in: outputDirectory)
     }
 
     /// LLaMA-Factory `plot_loss`: `training_<key>.svg` with the raw curve and its TensorBoard-style EMA, for each key

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import KnowTuneDistributed
+import KnowTuneGeneration
 import KnowTuneModel
 import KnowTunePrediction
 import KnowTuneTensor
@@ -57,10 +58,7 @@ struct TrainCommand: ParsableCommand {
                 try TrainingWorkflow.run(arguments: arguments, communicator: communicator, logger: logger)
             }
             if arguments.doPredict {
-                var predict = arguments
-                // After training in the same run, predict with the adapter just written (LLaMA-Factory does the same).
-                if arguments.doTrain { predict.adapterNameOrPath = arguments.outputDir }
-                try PredictWorkflow.run(arguments: predict, communicator: communicator, logger: logger)
+                try PredictWorkflow.run(arguments: Self.predictionArguments(arguments), communicator: communicator, logger: logger)
             }
             try communicator.finalize()
         } catch let stopped as TrainingStopped {
@@ -69,5 +67,26 @@ struct TrainCommand: ParsableCommand {
         } catch {
             Consensus.terminate(after: error, communicator: communicator, logger: logger)
         }
+    }
+
+    /// The predict stage's view of the run; after training in the same run it predicts with the adapter just written
+    /// (LLaMA-Factory does the same).
+    static func predictionArguments(_ arguments: TrainingArguments) -> PredictionArguments {
+        var predict = PredictionArguments()
+        predict.modelNameOrPath = arguments.modelNameOrPath
+        predict.adapterPaths = arguments.doTrain ? [arguments.outputDir] : arguments.adapterPaths
+        predict.basePrecision = arguments.basePrecision
+        predict.datasetNames = arguments.datasetNames
+        predict.datasetDir = arguments.datasetDir
+        predict.maxSamples = arguments.maxSamples
+        predict.template = arguments.template
+        predict.cutoffLength = arguments.cutoffLength
+        predict.reservedLabelLength = arguments.reservedLabelLength
+        predict.generation = GenerationConfiguration(
+            doSample: arguments.doSample, temperature: arguments.temperature, topP: arguments.topP, topK: arguments.topK,
+            maxNewTokens: arguments.maxNewTokens, repetitionPenalty: arguments.repetitionPenalty, seed: UInt64(arguments.seed))
+        predict.batchSize = arguments.perDeviceEvalBatchSize
+        predict.outputDir = arguments.outputDir
+        return predict
     }
 }
