@@ -172,17 +172,23 @@ port_free() {   # port, daemon: a listener there now is not ours (our daemon is 
     [ -z "$holder" ] || die "port $1, which $2 needs, is already taken: $holder"
 }
 
+# Before starting daemon $1 on port $2: refuses one this lab did not start and a taken port, marks where its logs
+# start, and records it as started (so a failed start stops it).
+claim_daemon() {
+    local other
+    if other="$(live_named "$1")"; then
+        die "a $1 this lab did not start is running (pid ${other//$'\n'/ }); stop it first"
+    fi
+    port_free "$2" "$1"
+    mark_log "$LOGS/$1.log"
+    mark_log "$LOGS/$1.console"
+    started+=("$1")
+}
+
 start_slurmctld() {
     pid_from "$RUN/slurmctld.pid" slurmctld > /dev/null && return 0
-    local other
-    if other="$(live_named slurmctld)"; then
-        die "a slurmctld this lab did not start is running (pid ${other//$'\n'/ }); stop it first"
-    fi
-    port_free 6817 slurmctld
-    mark_log "$LOGS/slurmctld.log"
-    mark_log "$LOGS/slurmctld.console"
+    claim_daemon slurmctld 6817
     # -c: a cold start is a fresh cluster; state saved by an earlier lab would bring back jobs whose steps are gone.
-    started+=(slurmctld)
     launch_daemon "$LOGS/slurmctld.console" slurmctld -c \
         || fail_daemon slurmctld "check the configuration in $CONF" "$LOGS/slurmctld.console" "$LOGS/slurmctld.log"
     local i
@@ -198,14 +204,7 @@ start_slurmctld() {
 
 start_slurmd() {
     pid_from "$RUN/slurmd.pid" slurmd > /dev/null && return 0
-    local other
-    if other="$(live_named slurmd)"; then
-        die "a slurmd this lab did not start is running (pid ${other//$'\n'/ }); stop it first"
-    fi
-    port_free 6818 slurmd
-    mark_log "$LOGS/slurmd.log"
-    mark_log "$LOGS/slurmd.console"
-    started+=(slurmd)
+    claim_daemon slurmd 6818
     launch_daemon "$LOGS/slurmd.console" slurmd \
         || fail_daemon slurmd "check the configuration in $CONF" "$LOGS/slurmd.console" "$LOGS/slurmd.log"
 }
