@@ -6,13 +6,14 @@
 # build and configuration the median tokens/s (SFT) and pairs/s (DPO) and new/old ratios. Speeds compare only within
 # one run.
 #   launch/bench-compare.sh [OLD [NEW]]   (default 3426e14 and HEAD)
-#   knobs: ROUNDS (3), SFT_BENCH_SAMPLES (64), DPO_BENCH_PAIRS (32)
+#   knobs: ROUNDS (3), SFT_BENCH_SAMPLES (64), DPO_BENCH_PAIRS (32), BENCHMARKS ("sft dpo")
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 old_rev="$(git rev-parse --short "${1:-3426e14}")"
 new_rev="$(git rev-parse --short "${2:-HEAD}")"
 rounds="${ROUNDS:-3}"
+benchmarks="${BENCHMARKS:-sft dpo}"
 export SFT_BENCH_SAMPLES="${SFT_BENCH_SAMPLES:-64}" DPO_BENCH_PAIRS="${DPO_BENCH_PAIRS:-32}"
 build_revision() {   # rev → prints the binary
     local tree="$repo_root/out/bench/rev-$1"
@@ -26,24 +27,27 @@ build_revision() {   # rev → prints the binary
 }
 declare -A binaries=([old]="$(build_revision "$old_rev")" [new]="$(build_revision "$new_rev")")
 results="$repo_root/out/bench/compare"
+rm -rf "$results"
 mkdir -p "$results"
 for round in $(seq 1 "$rounds"); do
     order=(old new)
     [ $((round % 2)) -eq 0 ] && order=(new old)
     for build in "${order[@]}"; do
         echo "== round $round: $build" >&2
-        KNOWTUNE_BIN="${binaries[$build]}" launch/bench-sft.sh > /dev/null
-        cp out/bench/sft.json "$results/sft-$build-$round.json"
-        KNOWTUNE_BIN="${binaries[$build]}" launch/bench-dpo.sh > /dev/null
-        cp out/bench/dpo.json "$results/dpo-$build-$round.json"
+        for bench in $benchmarks; do
+            KNOWTUNE_BIN="${binaries[$build]}" "launch/bench-$bench.sh" > /dev/null
+            cp "out/bench/$bench.json" "$results/$bench-$build-$round.json"
+        done
     done
 done
-python3 - "$results" "$old_rev" "$new_rev" "$rounds" <<'PY'
+python3 - "$results" "$old_rev" "$new_rev" "$rounds" "$benchmarks" <<'PY'
 import json, statistics, sys
-folder, old_rev, new_rev, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+folder, old_rev, new_rev, rounds, benchmarks = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5].split()
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 result = {"old_revision": old_rev, "new_revision": new_rev, "rounds": rounds, "cpu": cpu}
 for bench, key in (("sft", "train_tokens_per_second"), ("dpo", "train_pairs_per_second")):
+    if bench not in benchmarks:
+        continue
     for config in ("1x2", "2x1"):
         runs = {b: [json.load(open(f"{folder}/{bench}-{b}-{r}.json"))[config][key] for r in range(1, rounds + 1)] for b in ("old", "new")}
         medians = {b: statistics.median(v) for b, v in runs.items()}
