@@ -78,13 +78,11 @@ public enum KnowledgeBuild {
                                builder: KnowledgeAugmentationBuilder, communicator: any Communicator,
                                progress: Progress? = nil) throws -> KnowledgeBuildSummary {
         let started = Date()
-        let paths = KnowledgeBuildPaths(stage: .augmentation, options: options, source: source)
-        let cache = BuildCache<AugmentationOutcome>(path: paths.cache, settings: builder.identity)
-        let (outcomes, cached) = try run(records: records, cache: cache, options: options, communicator: communicator,
-                                         progress: progress, process: builder.augment)
-        let dataset = KnowledgeAugmentationBuilder.dataset(records: records, outcomes: outcomes)
-        var summary = KnowledgeBuildSummary(stage: .augmentation, paths: paths, teacher: builder.teacher.identity, records: records,
-                                            factLists: outcomes.map(\.facts), fromCache: cached, outputRecords: dataset.count)
+        let (paths, outcomes, dataset, initial) = try buildStage(
+            .augmentation, records: records, source: source, options: options, settings: builder.identity,
+            teacher: builder.teacher.identity, communicator: communicator, progress: progress, process: builder.augment,
+            facts: \.facts, dataset: KnowledgeAugmentationBuilder.dataset)
+        var summary = initial
         summary.keptFacts = outcomes.reduce(0) { $0 + $1.keptIndices.count }
         summary.newPairs = outcomes.filter { $0.newPair != nil }.count
         for outcome in outcomes { if let reason = outcome.skipReason { summary.skipped["record.\(reason)", default: 0] += 1 } }
@@ -98,13 +96,11 @@ public enum KnowledgeBuild {
                                builder: KnowledgeComparisonBuilder, communicator: any Communicator,
                                progress: Progress? = nil) throws -> KnowledgeBuildSummary {
         let started = Date()
-        let paths = KnowledgeBuildPaths(stage: .comparison, options: options, source: source)
-        let cache = BuildCache<ComparisonOutcome>(path: paths.cache, settings: builder.identity)
-        let (outcomes, cached) = try run(records: records, cache: cache, options: options, communicator: communicator,
-                                         progress: progress, process: builder.compare)
-        let dataset = KnowledgeComparisonBuilder.dataset(records: records, outcomes: outcomes)
-        var summary = KnowledgeBuildSummary(stage: .comparison, paths: paths, teacher: builder.teacher.identity, records: records,
-                                            factLists: outcomes.map(\.facts), fromCache: cached, outputRecords: dataset.count)
+        let (paths, outcomes, dataset, initial) = try buildStage(
+            .comparison, records: records, source: source, options: options, settings: builder.identity,
+            teacher: builder.teacher.identity, communicator: communicator, progress: progress, process: builder.compare,
+            facts: \.facts, dataset: KnowledgeComparisonBuilder.dataset)
+        var summary = initial
         var pairs: [String: Int] = [:]
         for disturbance in Disturbance.allCases { pairs[disturbance.rawValue] = 0 }
         for outcome in outcomes {
@@ -115,6 +111,23 @@ public enum KnowledgeBuild {
         summary.seconds = Date().timeIntervalSince(started)
         return try publish(dataset.map(DatasetRegistration.record), ranking: true, summary: summary, paths: paths,
                            options: options, communicator: communicator)
+    }
+
+    /// What both stages do first: every record's outcome (from the cache, or built sharded over the ranks), the
+    /// dataset made of them, and the summary's common part.
+    static func buildStage<Outcome: Codable, Record>(
+        _ stage: KnowledgeStage, records: [SourceRecord], source: DatasetEntry, options: KnowledgeBuildOptions, settings: String,
+        teacher: String, communicator: any Communicator, progress: Progress?, process: @escaping (SourceRecord) throws -> Outcome,
+        facts: (Outcome) -> [String], dataset: ([SourceRecord], [Outcome]) -> [Record]
+    ) throws -> (paths: KnowledgeBuildPaths, outcomes: [Outcome], dataset: [Record], summary: KnowledgeBuildSummary) {
+        let paths = KnowledgeBuildPaths(stage: stage, options: options, source: source)
+        let cache = BuildCache<Outcome>(path: paths.cache, settings: settings)
+        let (outcomes, cached) = try run(records: records, cache: cache, options: options, communicator: communicator,
+                                         progress: progress, process: process)
+        let built = dataset(records, outcomes)
+        let summary = KnowledgeBuildSummary(stage: stage, paths: paths, teacher: teacher, records: records,
+                                            factLists: outcomes.map(facts), fromCache: cached, outputRecords: built.count)
+        return (paths, outcomes, built, summary)
     }
 
     /// Rank 0 writes the dataset, the registry entry and the summary; every rank learns whether that worked and
