@@ -70,7 +70,7 @@ final class TrainingLogLines: TrainingEventConsumer {
                 log.metrics.first { $0.name == name }.map { String(format: "  %@ %.4f", name, $0.value) }
             }.joined()
             logger.info(String(format: "step %d/%d  loss %.4f  grad_norm %.3f  lr %.3e%@  %.*f %@  epoch %.2f", log.step, log.maxSteps,
-                               log.loss, log.gradientNorm, log.learningRate, metrics, log.unit.decimals > 1 ? 2 : 1,
+                               log.loss, log.gradientNorm, log.learningRate, metrics, Int32(log.unit.decimals),
                                log.throughput, log.unit.abbreviation, log.epoch))
         case let .evaluated(log):
             if log.isFinal {
