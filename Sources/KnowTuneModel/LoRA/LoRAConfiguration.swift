@@ -39,9 +39,16 @@ public struct LoRAConfiguration: Codable, Equatable {
         return kinds.sorted { $0.rawValue < $1.rawValue }
     }
 
+    public static let maximumRank = 65536
+
     public func validate() throws {
         guard rank > 0 else { throw KnowTuneError.invalidConfiguration("lora_rank must be positive, got \(rank)") }
-        guard alpha > 0 else { throw KnowTuneError.invalidConfiguration("lora_alpha must be positive, got \(alpha)") }
+        // Far above any useful rank (LoRA ranks are ≤ the hidden size), and low enough that layout sizes cannot
+        // overflow: a rank read from a damaged file must fail here, not in an allocation.
+        guard rank <= Self.maximumRank else {
+            throw KnowTuneError.invalidConfiguration("lora_rank \(rank) is larger than \(Self.maximumRank)")
+        }
+        guard alpha > 0, alpha.isFinite else { throw KnowTuneError.invalidConfiguration("lora_alpha must be positive, got \(alpha)") }
         guard dropout >= 0, dropout < 1 else {
             throw KnowTuneError.invalidConfiguration("lora_dropout must be in [0, 1), got \(dropout)")
         }
