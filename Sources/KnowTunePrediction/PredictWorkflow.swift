@@ -38,9 +38,7 @@ public enum PredictWorkflow {
                                              communicator: communicator, logger: logger)
         try Consensus.runAgreed(communicator: communicator, operation: "merge adapters") {
             // Merging writes private copies of the adapted projections' pages only.
-            for path in arguments.adapterPaths {
-                LoRAMerger.merge(try PEFTAdapter.load(folder: path, model: model.configuration), into: model.weights)
-            }
+            try LoRAMerger.mergeAdapters(at: arguments.adapterPaths, into: model.weights)
         }
         let examples = try Consensus.runAgreed(communicator: communicator, operation: "prepare predict data") {
             try prepare(arguments, tokenizer: model.tokenizer)

@@ -52,8 +52,7 @@ public final class DPOObjective: TrainingObjective {
                                referenceModel: LoadedModel?, communicator: any Communicator) throws -> DPOObjective {
         let longest = DPOPairBatch.capacity(pairs, tokenBudget: arguments.tokenBudget).sequence
         let weights = referenceModel?.weights ?? model.weights
-        let decoder = LlamaDecoder(weights: weights, maxPositions: max(arguments.cutoffLength + 1,
-                                                                      weights.configuration.maxPositionEmbeddings, longest))
+        let decoder = LlamaDecoder(weights: weights, maxPositions: Trainer.positions(arguments, model: weights.configuration, longest: longest))
         let reference = try withExtendedLifetime(referenceModel) {
             try ReferenceLogProbabilities.compute(pairs: pairs, decoder: decoder, tokenBudget: arguments.tokenBudget,
                                                   communicator: communicator)

@@ -82,9 +82,7 @@ public struct ReferenceLogProbabilities: Equatable {
         }
         let adapters = (arguments.refModelAdapters ?? "").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        for adapter in adapters {
-            LoRAMerger.merge(try PEFTAdapter.load(folder: adapter, model: model.configuration), into: model.weights)
-        }
+        try LoRAMerger.mergeAdapters(at: adapters, into: model.weights)
         // The reference computes in the policy's precision, so their log-probs differ only by the adapter.
         return model.converted(to: arguments.basePrecision)
     }

@@ -51,11 +51,8 @@ public final class Trainer {
         self.communicator = communicator
         self.logger = logger
         self.model = model
-        // RoPE tables cover the cutoff, the model's own range, and any longer sequence the objective has (DPO's
-        // prompt + rejected can pass the cutoff: each answer is truncated against the prompt on its own).
-        let decoder = LlamaDecoder(weights: model.weights, maxPositions: max(arguments.cutoffLength + 1,
-                                                                            model.configuration.maxPositionEmbeddings,
-                                                                            objective.longestSequence))
+        let decoder = LlamaDecoder(weights: model.weights,
+                                   maxPositions: Self.positions(arguments, model: model.configuration, longest: objective.longestSequence))
         context = PassContext(decoder: decoder, parameters: lora, gradients: LoRABuffer(layout: lora.layout))
         optimizer = AdamW(layout: lora.layout, configuration: AdamWConfiguration(
             beta1: Float(arguments.adamBeta1), beta2: Float(arguments.adamBeta2), epsilon: Float(arguments.adamEpsilon),
@@ -73,10 +70,15 @@ public final class Trainer {
         }
     }
 
+    /// RoPE tables cover the cutoff, the model's own range, and any longer sequence the objective has (DPO's
+    /// prompt + rejected can pass the cutoff: each answer is truncated against the prompt on its own).
+    static func positions(_ arguments: TrainingArguments, model: LlamaConfiguration, longest: Int) -> Int {
+        max(arguments.cutoffLength + 1, model.maxPositionEmbeddings, longest)
+    }
+
     /// Continues from a checkpoint folder written by a run of the same objective.
     public func restore(from folder: String) throws {
-        let restored = try TrainerCheckpoint.restore(self, from: folder)
-        state = restored
+        state = try TrainerCheckpoint.restore(self, from: folder)
     }
 
     func emit(_ event: TrainingEvent) throws {
@@ -88,7 +90,8 @@ public final class Trainer {
     /// Forward/backward of this rank's shard of `batch` (training unit indices), the all-reduce, clipping and AdamW.
     func trainStep(_ batch: [Int], step: Int) throws -> StepResult {
         communicator.step = step
-        let tokenCounts = batch.map { objective.trainTokenCounts[$0] }
+        let unitTokens = objective.trainTokenCounts
+        let tokenCounts = batch.map { unitTokens[$0] }
         let mine = BatchSharder.shard(tokenCounts: tokenCounts, rankCount: communicator.size)[communicator.rank]
         objective.beginStep(batch: batch, step: step)
         gradients.zero()

@@ -135,6 +135,22 @@ public struct TrainingArguments: Codable, Equatable {
         return nil
     }
 
+    /// What `--stage dpo` does not do, refused rather than ignored.
+    var dpoProblems: [String] {
+        var problems: [String] = []
+        if !doTrain { problems.append("--stage dpo needs --do_train") }
+        if doEval || valSize > 1e-6 || loadBestModelAtEnd {
+            problems.append("--stage dpo does not evaluate (no --do_eval, --val_size, --evaluation_strategy or --load_best_model_at_end)")
+        }
+        if refModelAdapters != nil, refModel == nil {
+            // LLaMA-Factory reads ref_model_adapters only together with ref_model.
+            problems.append("--ref_model_adapters needs --ref_model (the reference is otherwise the base model with the adapter disabled)")
+        }
+        if !(dpoBeta > 0) { problems.append("--dpo_beta must be positive") }
+        if dpoFTX < 0 { problems.append("--dpo_ftx must be ≥ 0") }
+        return problems
+    }
+
     /// Checks values and combinations, collecting every problem into one message.
     public func validate() throws {
         var problems: [String] = []
@@ -156,6 +172,7 @@ public struct TrainingArguments: Codable, Equatable {
         if stage != .sft && predictWithGenerate { problems.append("`predict_with_generate` cannot be set as True except SFT.") }
         if stage == .sft && doPredict && !predictWithGenerate { problems.append("Please enable `predict_with_generate` to save model predictions.") }
         if stage != .sft && trainOnPrompt { problems.append("--train_on_prompt applies to SFT only (--stage \(stage.rawValue))") }
+        if stage == .dpo { problems += dpoProblems }
         if !problems.isEmpty { throw KnowTuneError.invalidConfiguration(problems.joined(separator: "; ")) }
     }
 }

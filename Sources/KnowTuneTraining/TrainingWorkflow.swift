@@ -10,13 +10,9 @@ import KnowTuneModel
 import KnowTuneTensor
 
 public enum TrainingWorkflow {
-    public static func run(arguments input: TrainingArguments, communicator: any Communicator, logger: RankLogger) throws {
-        var arguments = input
-        arguments.resolveDerivedDefaults()
-        try Consensus.runAgreed(communicator: communicator, operation: "validate arguments") {
-            try arguments.validate()
-            if arguments.stage == .dpo { try validateDPO(arguments) }
-        }
+    /// Runs the stage of `arguments`, which `knowtune train` has resolved (`resolveDerivedDefaults`) and validated
+    /// (`validate`, agreed on every rank) before calling: that one pass covers every workflow, predict included.
+    public static func run(arguments: TrainingArguments, communicator: any Communicator, logger: RankLogger) throws {
         let resumeFolder = try Consensus.runAgreed(communicator: communicator, operation: "output folder") {
             try prepareOutputFolder(arguments)
         }
@@ -77,22 +73,6 @@ public enum TrainingWorkflow {
     }
 
     // MARK: - DPO
-
-    /// What `--stage dpo` does not do, refused rather than ignored.
-    static func validateDPO(_ arguments: TrainingArguments) throws {
-        var problems: [String] = []
-        if !arguments.doTrain { problems.append("--stage dpo needs --do_train") }
-        if arguments.doEval || arguments.valSize > 1e-6 || arguments.loadBestModelAtEnd {
-            problems.append("--stage dpo does not evaluate (no --do_eval, --val_size, --evaluation_strategy or --load_best_model_at_end)")
-        }
-        if arguments.refModelAdapters != nil, arguments.refModel == nil {
-            // LLaMA-Factory reads ref_model_adapters only together with ref_model.
-            problems.append("--ref_model_adapters needs --ref_model (the reference is otherwise the base model with the adapter disabled)")
-        }
-        if !(arguments.dpoBeta > 0) { problems.append("--dpo_beta must be positive") }
-        if arguments.dpoFTX < 0 { problems.append("--dpo_ftx must be ≥ 0") }
-        if !problems.isEmpty { throw KnowTuneError.invalidConfiguration(problems.joined(separator: "; ")) }
-    }
 
     /// LLaMA-Factory `run_dpo`: pairs, reference log-probs (once), DPO training with resume, export.
     static func runDPO(_ arguments: TrainingArguments, communicator: any Communicator, logger: RankLogger, model: LoadedModel,
@@ -170,11 +150,7 @@ public enum TrainingWorkflow {
     static func makeAdapter(_ arguments: TrainingArguments, model: LoadedModel) throws -> LoRABuffer {
         let paths = arguments.adapterPaths
         if !paths.isEmpty {
-            let continued = arguments.createNewAdapter ? paths : Array(paths.dropLast())
-            for path in continued {
-                let adapter = try PEFTAdapter.load(folder: path, model: model.configuration)
-                LoRAMerger.merge(adapter, into: model.weights)
-            }
+            try LoRAMerger.mergeAdapters(at: arguments.createNewAdapter ? paths : Array(paths.dropLast()), into: model.weights)
             if !arguments.createNewAdapter, let last = paths.last {
                 // LLaMA-Factory: the adapter keeps its own r/alpha/targets; fresh optimizer and schedule.
                 return try PEFTAdapter.load(folder: last, model: model.configuration)

@@ -25,9 +25,7 @@ struct ModelOptions: ParsableArguments {
         logToStandardError(String(format: "loaded %@ [%@]: %d layers, hidden %d, %d heads (%d kv), vocab %d; %@ parameters in %.1fs",
                                   model.source, model.format, c.layerCount, c.hiddenSize, c.headCount, c.kvHeadCount,
                                   c.vocabularySize, c.parameterCount.formatted(), Date().timeIntervalSince(started)))
-        for path in adapterPaths {
-            let lora = try PEFTAdapter.load(folder: path, model: c)
-            LoRAMerger.merge(lora, into: model.weights)
+        for (path, lora) in zip(adapterPaths, try LoRAMerger.mergeAdapters(at: adapterPaths, into: model.weights)) {
             logToStandardError(String(format: "adapter %@ merged: r=%d alpha=%g targets=%@ (%@ parameters)",
                                       path, lora.layout.configuration.rank, lora.layout.configuration.alpha,
                                       lora.layout.configuration.targets.map(\.moduleName).joined(separator: ","), lora.count.formatted()))

@@ -21,6 +21,17 @@ public enum LoRAMerger {
         }
     }
 
+    /// Loads each PEFT adapter folder (checked against the model's shape) and merges it, in the order given
+    /// (LLaMA-Factory merges a list of adapters one after another); returns the adapters.
+    @discardableResult
+    public static func mergeAdapters(at folders: [String], into weights: LlamaWeights) throws -> [LoRABuffer] {
+        try folders.map { folder in
+            let adapter = try PEFTAdapter.load(folder: folder, model: weights.configuration)
+            merge(adapter, into: weights)
+            return adapter
+        }
+    }
+
     /// W[out, in] += s · B[out, r] · A[r, in] for the projection of `slot`.
     private static func addProduct(of adapter: LoRABuffer, _ slot: LoRAModuleSlot, into projection: UnsafeMutablePointer<Float>) {
         BLAS.gemm(m: slot.outFeatures, n: slot.inFeatures, k: adapter.layout.configuration.rank,
