@@ -3,7 +3,7 @@
 // Layering (one direction, enforced by SwiftPM): C shims (MPI, HDF5, bf16) → KnowTuneTensor → KnowTuneModel
 // → KnowTuneData → KnowTuneDistributed (on Model: collectives, node-shared weights, batch sharding) and
 // KnowTuneCheckpoint (on Tensor) → KnowTuneTraining (the loop and its objectives; on Data, Distributed, Checkpoint);
-// KnowTuneGeneration (on Data) and KnowTuneEvaluation (standalone) → KnowTunePrediction (on Generation, Evaluation,
+// KnowTuneGeneration (on Data) and KnowTuneEvaluation (on Tensor, for its errors) → KnowTunePrediction (on Generation, Evaluation,
 // Distributed; not on Training) and KnowTuneKnowledge → executables.
 import PackageDescription
 
@@ -41,7 +41,7 @@ let package = Package(
                 swiftSettings: kernelSettings),
         .target(name: "KnowTuneGeneration", dependencies: ["KnowTuneModel", "KnowTuneTensor", "KnowTuneData", "COpenBLAS"],
                 swiftSettings: kernelSettings),
-        .target(name: "KnowTuneEvaluation"),
+        .target(name: "KnowTuneEvaluation", dependencies: ["KnowTuneTensor"]),
         .target(name: "KnowTuneKnowledge",
                 dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneDistributed", "KnowTuneTensor", "KnowTuneEvaluation", "KnowTuneGeneration"]),
         .target(name: "KnowTunePrediction",
@@ -73,7 +73,11 @@ let package = Package(
                     dependencies: ["KnowTuneGeneration", "KnowTuneModel", "KnowTuneTensor", "KnowTuneData", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneTrainingTests",
                     dependencies: ["KnowTuneTraining", "KnowTuneModel", "KnowTuneData", "KnowTuneTensor", "KnowTuneTestSupport"]),
-        .testTarget(name: "KnowTuneEvaluationTests", dependencies: ["KnowTuneEvaluation"], exclude: ["Fixtures"]),
+        .testTarget(name: "KnowTuneDataTests", dependencies: ["KnowTuneData", "KnowTuneModel", "KnowTuneTensor", "KnowTuneTestSupport"]),
+        .testTarget(name: "KnowTuneEvaluationTests", dependencies: ["KnowTuneEvaluation", "KnowTuneTensor"], exclude: ["Fixtures"]),
+        .testTarget(name: "KnowTunePredictionTests", dependencies: ["KnowTunePrediction", "KnowTuneTestSupport"]),
+        // The command-line contract: `knowtune` run as users run it (bad input, export), 1 rank and under mpirun.
+        .testTarget(name: "KnowTuneCLITests", dependencies: ["KnowTuneModel", "KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneDistributedTests", dependencies: ["KnowTuneDistributed", "KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneCheckpointTests", dependencies: ["KnowTuneCheckpoint", "KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneLaunchTests", dependencies: ["KnowTuneModel", "KnowTuneTensor", "KnowTuneTestSupport"]),

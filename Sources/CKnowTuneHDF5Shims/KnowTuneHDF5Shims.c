@@ -4,6 +4,7 @@
 #include <string.h>
 #include "KnowTuneHDF5Shims.h"
 
+// Datatypes.
 hid_t kt_h5t_native_float(void) { return H5T_NATIVE_FLOAT; }
 hid_t kt_h5t_native_double(void) { return H5T_NATIVE_DOUBLE; }
 hid_t kt_h5t_native_int64(void) { return H5T_NATIVE_INT64; }
@@ -11,16 +12,22 @@ hid_t kt_h5t_native_uint64(void) { return H5T_NATIVE_UINT64; }
 hid_t kt_h5t_native_uint32(void) { return H5T_NATIVE_UINT32; }
 hid_t kt_h5t_native_uint8(void) { return H5T_NATIVE_UINT8; }
 hid_t kt_h5t_c_s1(void) { return H5T_C_S1; }
+size_t kt_h5t_variable(void) { return H5T_VARIABLE; }
+
+// Property lists and selections.
 hid_t kt_h5p_default(void) { return H5P_DEFAULT; }
 hid_t kt_h5s_all(void) { return H5S_ALL; }
 hid_t kt_h5p_file_access(void) { return H5P_FILE_ACCESS; }
+hid_t kt_h5p_link_create(void) { return H5P_LINK_CREATE; }
+
+// File open modes and format versions.
 unsigned kt_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
 unsigned kt_h5f_acc_excl(void) { return H5F_ACC_EXCL; }
 unsigned kt_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 unsigned kt_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
-hid_t kt_h5p_link_create(void) { return H5P_LINK_CREATE; }
 H5F_libver_t kt_h5f_libver_latest(void) { return H5F_LIBVER_LATEST; }
-size_t kt_h5t_variable(void) { return H5T_VARIABLE; }
+
+// KnowTune reports HDF5 failures itself; the library's own stack printout would repeat them on stderr.
 void kt_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 struct kt_visit {

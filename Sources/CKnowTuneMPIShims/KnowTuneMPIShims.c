@@ -4,26 +4,33 @@
 #include <sched.h>
 #include "KnowTuneMPIShims.h"
 
+// Communicators and info.
 MPI_Comm kt_mpi_comm_world(void) { return MPI_COMM_WORLD; }
 MPI_Comm kt_mpi_comm_null(void) { return MPI_COMM_NULL; }
+MPI_Info kt_mpi_info_null(void) { return MPI_INFO_NULL; }
+int kt_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
+
+// Datatypes.
 MPI_Datatype kt_mpi_float(void) { return MPI_FLOAT; }
 MPI_Datatype kt_mpi_double(void) { return MPI_DOUBLE; }
 MPI_Datatype kt_mpi_int(void) { return MPI_INT; }
 MPI_Datatype kt_mpi_int64(void) { return MPI_INT64_T; }
 MPI_Datatype kt_mpi_char(void) { return MPI_CHAR; }
 MPI_Datatype kt_mpi_byte(void) { return MPI_BYTE; }
+
+// Reductions.
 MPI_Op kt_mpi_sum(void) { return MPI_SUM; }
 MPI_Op kt_mpi_max(void) { return MPI_MAX; }
 MPI_Op kt_mpi_min(void) { return MPI_MIN; }
 void *kt_mpi_in_place(void) { return MPI_IN_PLACE; }
-MPI_Info kt_mpi_info_null(void) { return MPI_INFO_NULL; }
-int kt_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
-int kt_mpi_success(void) { return MPI_SUCCESS; }
-int kt_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
+
+// Requests, status and errors.
 MPI_Request kt_mpi_request_null(void) { return MPI_REQUEST_NULL; }
 MPI_Status *kt_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 MPI_Errhandler kt_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
 int kt_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
+int kt_mpi_success(void) { return MPI_SUCCESS; }
+int kt_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 
 int kt_cpu_affinity(int *cpus, int capacity) {
     // Grow the set until the kernel accepts its size (machines with more than CPU_SETSIZE CPUs).

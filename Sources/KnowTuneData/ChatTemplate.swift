@@ -17,6 +17,10 @@ public struct ChatTemplate: Equatable {
     public let kind: Kind
     public var name: String { kind.rawValue }
 
+    public init(kind: Kind) {
+        self.kind = kind
+    }
+
     public static let alpacaSystem =
         "Below is an instruction that describes a task. Write a response that appropriately completes the request."
 

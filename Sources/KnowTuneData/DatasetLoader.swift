@@ -39,6 +39,9 @@ public enum DatasetLoader {
             throw KnowTuneError.fileUnreadable(path: path, reason: "data file of dataset '\(entry.name)' is missing")
         }
         var rows = try parseRows(data, path: path)
+        guard !rows.isEmpty else {
+            throw KnowTuneError.badFormat(path: path, reason: "dataset '\(entry.name)' has no records")
+        }
         if let maxSamples, maxSamples >= 0 { rows = Array(rows.prefix(maxSamples)) }
         return try rows.enumerated().map { index, row in try convert(row, entry: entry, row: index, path: path) }
     }
@@ -75,15 +78,8 @@ public enum DatasetLoader {
     }
 
     static func convert(_ row: [String: Any], entry: DatasetEntry, row index: Int, path: String) throws -> AlpacaExample {
-        func string(_ column: String?) throws -> String? {
-            guard let column else { return nil }
-            guard let value = row[column] else { return nil }
-            if value is NSNull { return nil }
-            guard let text = value as? String else {
-                throw KnowTuneError.badFormat(path: path, reason: "record \(index): column '\(column)' is not a string")
-            }
-            return text
-        }
+        let record = JSONFields(row, path: path, place: "record \(index)")
+        func string(_ column: String?) throws -> String? { try column.flatMap { try record.string($0) } }
         guard let promptColumn = entry.promptColumn, row[promptColumn] != nil else {
             throw KnowTuneError.badFormat(path: path, reason: "record \(index) has no '\(entry.promptColumn ?? "prompt")' column (dataset \(entry.name))")
         }
@@ -102,6 +98,7 @@ public enum DatasetLoader {
             if let text = value as? String {
                 responses = [text]
             } else if let list = value as? [Any] {
+                guard !list.isEmpty else { throw record.wrongType(responseColumn, expected: "a string or a non-empty list of strings") }
                 responses = try list.map { element in
                     guard let text = element as? String else {
                         throw KnowTuneError.badFormat(path: path, reason: "record \(index): '\(responseColumn)' list holds a non-string")

@@ -56,23 +56,22 @@ public struct DatasetRegistry {
         guard let root = object as? [String: Any] else { throw KnowTuneError.badFormat(path: path, reason: "not a JSON object") }
         var entries: [String: DatasetEntry] = [:]
         for (name, value) in root {
-            guard let entry = value as? [String: Any] else {
-                throw KnowTuneError.badFormat(path: path, reason: "entry \(name) is not an object")
-            }
-            guard let fileName = entry["file_name"] as? String else {
+            // A wrong type ("ranking": "yes", a column given as a number) is an error, not a default.
+            let fields = try JSONFields(value, path: path, place: "entry \(name)")
+            guard let fileName = try fields.string("file_name") else {
                 throw KnowTuneError.unsupported(what: "dataset \(name) without file_name (hub datasets) in \(path)",
                                                 supported: "local files via file_name")
             }
-            var result = DatasetEntry(name: name, fileName: fileName, ranking: entry["ranking"] as? Bool ?? false,
-                                      formatting: entry["formatting"] as? String ?? "alpaca")
-            if let columns = entry["columns"] as? [String: Any] {
+            var result = DatasetEntry(name: name, fileName: fileName, ranking: try fields.bool("ranking") ?? false,
+                                      formatting: try fields.string("formatting") ?? "alpaca")
+            if let columns = try fields.fields("columns") {
                 // LLaMA-Factory: a present `columns` block maps exactly the keys it names.
-                result.promptColumn = columns["prompt"] as? String
-                result.queryColumn = columns["query"] as? String
-                result.responseColumn = columns["response"] as? String
-                result.systemColumn = columns["system"] as? String
-                result.chosenColumn = columns["chosen"] as? String
-                result.rejectedColumn = columns["rejected"] as? String
+                result.promptColumn = try columns.string("prompt")
+                result.queryColumn = try columns.string("query")
+                result.responseColumn = try columns.string("response")
+                result.systemColumn = try columns.string("system")
+                result.chosenColumn = try columns.string("chosen")
+                result.rejectedColumn = try columns.string("rejected")
             }
             guard result.formatting == "alpaca" else {
                 throw KnowTuneError.unsupported(what: "formatting \(result.formatting) of dataset \(name)", supported: "alpaca")

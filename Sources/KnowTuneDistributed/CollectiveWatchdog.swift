@@ -11,10 +11,8 @@ import Foundation
 public final class CollectiveWatchdog: @unchecked Sendable {
     /// What the watchdog knows about the collective in flight.
     public struct Collective: Sendable, Equatable {
-        public var rank: Int
-        public var hostname: String
-        public var step: Int
-        public var operation: String
+        public var rank, step: Int
+        public var hostname, operation: String
         /// The kind and size, for example "allReduceSum of 1024 floats".
         public var kind: String
 

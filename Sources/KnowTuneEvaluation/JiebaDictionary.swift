@@ -4,6 +4,7 @@
 // has no HMM tables. A full `dict.txt` can be loaded at run time with `init(contentsOf:)`.
 
 import Foundation
+import KnowTuneTensor
 
 /// Word counts for jieba-style segmentation, stored as a trie over code points.
 ///
@@ -51,16 +52,16 @@ public struct JiebaDictionary: Sendable {
 
     /// Loads a jieba-format dictionary: one `word count [tag]` per line, UTF-8.
     ///
-    /// - Throws: `JiebaDictionaryError` naming the first bad line.
+    /// - Throws: `KnowTuneError` naming the first bad line.
     public init(contentsOf url: URL) throws {
         let data: Data
         do {
             data = try Data(contentsOf: url)
         } catch {
-            throw JiebaDictionaryError.unreadable(path: url.path, reason: error.localizedDescription)
+            throw KnowTuneError.fileUnreadable(path: url.path, reason: "jieba dictionary: \(error.localizedDescription)")
         }
         guard let text = String(data: data, encoding: .utf8) else {
-            throw JiebaDictionaryError.notUTF8(path: url.path)
+            throw KnowTuneError.badFormat(path: url.path, reason: "jieba dictionary is not UTF-8")
         }
         var entries: [(word: String, frequency: Int)] = []
         var lineNumber = 0
@@ -73,7 +74,7 @@ public struct JiebaDictionary: Sendable {
             if stripped.isEmpty { continue }
             let fields = stripped.split(separator: " ", omittingEmptySubsequences: false)
             guard fields.count >= 2, let frequency = Int(fields[1]) else {
-                throw JiebaDictionaryError.badLine(path: url.path, line: lineNumber)
+                throw KnowTuneError.badFormat(path: url.path, reason: "jieba dictionary line \(lineNumber): expected `word count [tag]`")
             }
             entries.append((String(fields[0]), frequency))
         }
@@ -117,23 +118,5 @@ public struct JiebaDictionary: Sendable {
             index += 1
         }
         return ends.isEmpty ? [start] : ends
-    }
-}
-
-/// Why a jieba dictionary file could not be loaded.
-public enum JiebaDictionaryError: Error, Equatable, CustomStringConvertible {
-    case unreadable(path: String, reason: String)
-    case notUTF8(path: String)
-    case badLine(path: String, line: Int)
-
-    public var description: String {
-        switch self {
-        case .unreadable(let path, let reason):
-            return "cannot read jieba dictionary \(path): \(reason)"
-        case .notUTF8(let path):
-            return "jieba dictionary \(path) is not UTF-8"
-        case .badLine(let path, let line):
-            return "jieba dictionary \(path) line \(line): expected `word count [tag]`"
-        }
     }
 }

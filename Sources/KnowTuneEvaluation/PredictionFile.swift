@@ -5,6 +5,7 @@
 // recomputed from the file can differ slightly from the ones LF logged).
 
 import Foundation
+import KnowTuneTensor
 
 /// One line of `generated_predictions.jsonl`.
 public struct PredictionRecord: Codable, Equatable, Sendable {
@@ -17,19 +18,17 @@ public struct PredictionRecord: Codable, Equatable, Sendable {
     }
 }
 
-/// A problem with one line of a predictions file, or with the file as a whole.
-public enum PredictionFileError: Error, Equatable, CustomStringConvertible {
-    case unreadableFile(path: String, reason: String)
+/// Why one line of a predictions file was skipped (reported, not thrown: the other lines are still scored).
+public enum PredictionLineProblem: Equatable, Sendable, CustomStringConvertible {
     case invalidUTF8(line: Int)
     case invalidJSON(line: Int, reason: String)
     case notAnObject(line: Int)
     case missingKey(line: Int, key: String)
     case notAString(line: Int, key: String)
 
-    /// The 1-based line the problem is on, if it is about one line.
-    public var line: Int? {
+    /// The 1-based line the problem is on.
+    public var line: Int {
         switch self {
-        case .unreadableFile: return nil
         case .invalidUTF8(let line), .invalidJSON(let line, _), .notAnObject(let line),
              .missingKey(let line, _), .notAString(let line, _):
             return line
@@ -38,8 +37,6 @@ public enum PredictionFileError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .unreadableFile(let path, let reason):
-            return "cannot read predictions file \(path): \(reason)"
         case .invalidUTF8(let line):
             return "line \(line): not valid UTF-8"
         case .invalidJSON(let line, let reason):
@@ -61,21 +58,21 @@ public struct PredictionFile: Sendable {
     /// The 1-based line number of each record in `records`.
     public var recordLines: [Int]
     /// One entry per skipped line, in file order.
-    public var skipped: [PredictionFileError]
+    public var skipped: [PredictionLineProblem]
 
     /// How many non-blank lines could not be read (the warning count).
     public var skippedLineCount: Int { skipped.count }
 
     /// Reads and parses a predictions file.
     ///
-    /// - Throws: `PredictionFileError.unreadableFile` only when the file cannot be read at all;
+    /// - Throws: `KnowTuneError.fileUnreadable` only when the file cannot be read at all;
     ///   bad lines are collected in `skipped` instead.
     public init(contentsOf url: URL) throws {
         let data: Data
         do {
             data = try Data(contentsOf: url)
         } catch {
-            throw PredictionFileError.unreadableFile(path: url.path, reason: error.localizedDescription)
+            throw KnowTuneError.fileUnreadable(path: url.path, reason: "predictions file: \(error.localizedDescription)")
         }
         self.init(parsing: data)
     }
@@ -110,7 +107,7 @@ public struct PredictionFile: Sendable {
     }
 
     /// Maps a decoding failure to the typed problem for that line.
-    private static func lineError(_ error: DecodingError, line: Int) -> PredictionFileError {
+    private static func lineError(_ error: DecodingError, line: Int) -> PredictionLineProblem {
         switch error {
         case .keyNotFound(let key, _):
             return .missingKey(line: line, key: key.stringValue)

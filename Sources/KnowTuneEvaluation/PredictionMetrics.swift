@@ -2,6 +2,7 @@
 // `--do_predict --predict_with_generate` (`predict_bleu-4`, `predict_rouge-1/2/l`, the numpy mean of
 // the per-example rounded scores) plus KnowTune's `predict_meteor`; does not add the runtime keys
 // (`predict_runtime`, `predict_samples_per_second`, …) or write `predict_results.json`.
+import KnowTuneTensor
 
 /// The averaged prediction metrics, with LF's JSON keys.
 public struct PredictionMetrics: Codable, Equatable, Sendable {
@@ -28,12 +29,14 @@ public struct PredictionMetrics: Codable, Equatable, Sendable {
         self.meteor = meteor
     }
 
+    static let noExamplesMessage = "no predictions to score: the mean of zero examples is undefined"
+
     /// The mean of each score over the examples, as `float(np.mean(scores))` (pairwise summation).
     ///
-    /// - Throws: `PredictionMetricsError.noExamples` for an empty list, where numpy would give NaN
+    /// - Throws: `KnowTuneError.invalidInput` for an empty list, where numpy would give NaN
     ///   (which JSON cannot carry).
     public init(averaging examples: [ExampleScores]) throws {
-        guard !examples.isEmpty else { throw PredictionMetricsError.noExamples }
+        guard !examples.isEmpty else { throw KnowTuneError.invalidInput(Self.noExamplesMessage) }
         func mean(_ value: (ExampleScores) -> Double) -> Double {
             PythonFloatArithmetic.numpyMean(examples.map(value))
         }
@@ -54,17 +57,5 @@ public struct PredictionMetrics: Codable, Equatable, Sendable {
         _ records: [PredictionRecord], scorer: PredictionScorer = PredictionScorer()
     ) throws -> PredictionMetrics {
         try PredictionMetrics(averaging: records.map { scorer.score(prediction: $0.predict, label: $0.label) })
-    }
-}
-
-/// Why metrics could not be averaged.
-public enum PredictionMetricsError: Error, Equatable, CustomStringConvertible {
-    case noExamples
-
-    public var description: String {
-        switch self {
-        case .noExamples:
-            return "no predictions to score: the mean of zero examples is undefined"
-        }
     }
 }

@@ -5,11 +5,7 @@
 
 /// One example's scores as LF 0.5.3 keeps them before averaging: percentages rounded to 4 decimals.
 public struct ExampleScores: Codable, Equatable, Sendable {
-    public var bleu4: Double
-    public var rouge1: Double
-    public var rouge2: Double
-    public var rougeL: Double
-    public var meteor: Double
+    public var bleu4, rouge1, rouge2, rougeL, meteor: Double
 
     public init(bleu4: Double, rouge1: Double, rouge2: Double, rougeL: Double, meteor: Double) {
         self.bleu4 = bleu4

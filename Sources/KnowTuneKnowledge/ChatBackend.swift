@@ -14,7 +14,7 @@ public protocol ChatBackend: AnyObject {
     /// Whether several records may call `complete` at once.
     var allowsConcurrentCalls: Bool { get }
 
-    /// The reply to `user` under `system`. Throws `TeacherError.requestFailed` for a failure worth retrying,
-    /// `.unavailable` for one that is not, `.malformedReply` for a reply that is not a chat answer.
+    /// The reply to `user` under `system`. Throws `KnowTuneError.requestFailed` for a failed request (retryable
+    /// or not), `.malformedReply` for a reply that is not a chat answer.
     func complete(system: String, user: String) throws -> String
 }

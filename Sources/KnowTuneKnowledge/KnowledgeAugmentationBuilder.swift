@@ -117,7 +117,7 @@ public struct KnowledgeAugmentationBuilder {
         var outcome = AugmentationOutcome(index: record.index, facts: [], perplexities: [], keptIndices: [])
         do {
             outcome.facts = try teacher.extractFacts(question: record.question, answer: record.output)
-        } catch let TeacherError.malformedReply(message) {
+        } catch let KnowTuneError.malformedReply(message) {
             outcome.skipReason = "teacher_reply"
             outcome.detail = message
             return outcome
@@ -130,7 +130,7 @@ public struct KnowledgeAugmentationBuilder {
         outcome.keptIndices = keep.keptIndices(outcome.perplexities)
         do {
             outcome.newPair = try teacher.rewrite(question: record.question, facts: outcome.facts, kept: outcome.keptIndices)
-        } catch let TeacherError.malformedReply(message) {
+        } catch let KnowTuneError.malformedReply(message) {
             outcome.skipReason = "teacher_reply"
             outcome.detail = message
         }

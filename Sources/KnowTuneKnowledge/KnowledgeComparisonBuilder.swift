@@ -79,7 +79,7 @@ public struct KnowledgeComparisonBuilder {
                 return outcome
             }
             outcome.chosen = try teacher.rephrase(question: question, answer: record.output)
-        } catch let TeacherError.malformedReply(message) {
+        } catch let KnowTuneError.malformedReply(message) {
             outcome.skipped["record"] = "teacher_reply"
             outcome.detail = message
             return outcome
@@ -103,7 +103,7 @@ public struct KnowledgeComparisonBuilder {
                 let revised: [String]
                 do {
                     revised = try teacher.falsify(question: question, facts: facts, recordIndex: record.index, random: &random)
-                } catch let TeacherError.malformedReply(message) {
+                } catch let KnowTuneError.malformedReply(message) {
                     outcome.skipped[disturbance.rawValue] = "teacher_reply"
                     outcome.detail = message
                     continue

@@ -43,7 +43,7 @@ public final class LocalChatBackend: ChatBackend {
         switch results[0] {
         case let .success(ids): return generator.text(of: ids, tokenizer: model.tokenizer)
         // A prompt the model cannot take (longer than its context) is this item's problem, not the build's.
-        case let .failure(error): throw TeacherError.malformedReply("the local model cannot answer this prompt: \(error)")
+        case let .failure(error): throw KnowTuneError.malformedReply("the local model cannot answer this prompt: \(error)")
         }
     }
 }

@@ -76,19 +76,19 @@ public final class OpenAIChatBackend: ChatBackend, @unchecked Sendable {
         done.wait()
         let (data, response, error) = box.get()
         let url = request.url?.absoluteString ?? "?"
-        if let error { throw TeacherError.requestFailed("\(url): \(error.localizedDescription)") }
-        guard let response else { throw TeacherError.requestFailed("\(url): no HTTP response") }
+        if let error { throw KnowTuneError.requestFailed("\(url): \(error.localizedDescription)", retryable: true) }
+        guard let response else { throw KnowTuneError.requestFailed("\(url): no HTTP response", retryable: true) }
         let text = String(decoding: data ?? Data(), as: UTF8.self)
         guard (200..<300).contains(response.statusCode) else {
             let retryable = [408, 409, 425, 429].contains(response.statusCode) || response.statusCode >= 500
             let message = "\(url): HTTP \(response.statusCode): \(text.prefix(200))"
             // Other client errors (401 bad key, 404 wrong URL or model) will not improve with retries.
-            throw retryable ? TeacherError.requestFailed(message) : TeacherError.unavailable(message)
+            throw KnowTuneError.requestFailed(message, retryable: retryable)
         }
         guard let object = try? JSONSerialization.jsonObject(with: data ?? Data()) as? [String: Any],
               let choices = object["choices"] as? [[String: Any]], let message = choices.first?["message"] as? [String: Any],
               let content = message["content"] as? String
-        else { throw TeacherError.malformedReply("not a chat completion: \(text.prefix(200))") }
+        else { throw KnowTuneError.malformedReply("not a chat completion: \(text.prefix(200))") }
         return content
     }
 }

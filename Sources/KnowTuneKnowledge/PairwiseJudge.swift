@@ -61,15 +61,14 @@ public final class PairwiseJudge {
     func winner(question: String, reference: String, a: String, b: String, aspect: Aspect) throws -> Winner {
         let prompt = TeacherPrompts.fill(template, ["aspect": aspect.rawValue, "aspect_definition": aspect.definition, "question": question,
                                                     "reference": reference, "answer_a": a, "answer_b": b])
-        var last: TeacherError = .malformedReply("no attempt made")
+        var last = KnowTuneError.malformedReply("no attempt made")
         for attempt in 0..<backend.attempts {
             if attempt > 0 { Thread.sleep(forTimeInterval: backend.backoff * pow(2, Double(attempt - 1))) }
             do {
                 let reply = try backend.complete(system: system, user: prompt)
                 if let winner = Self.parse(reply) { return winner }
                 last = .malformedReply("expected {\"winner\": \"A\" | \"B\" | \"tie\"}, got: \(reply.prefix(200))")
-            } catch let error as TeacherError {
-                if case .unavailable = error { throw error }
+            } catch let error as KnowTuneError where error.isRetryable {
                 last = error
             }
         }
@@ -98,7 +97,7 @@ public final class PairwiseJudge {
                 do {
                     tally.add(try compare(question: item.question, reference: item.reference, first: item.first, second: item.second,
                                           aspect: aspect), for: aspect)
-                } catch TeacherError.malformedReply {
+                } catch KnowTuneError.malformedReply {
                     tally.unusableReplies += 1
                 }
             }

@@ -30,13 +30,13 @@ public final class PromptedTeacher: Teacher, @unchecked Sendable {
 
     public func rewrite(question: String, facts: [String], kept: [Int]) throws -> QAPair {
         let keptFacts = kept.filter { facts.indices.contains($0) }.map { facts[$0] }
-        guard !keptFacts.isEmpty else { throw TeacherError.malformedReply("no kept facts to rewrite") }
+        guard !keptFacts.isEmpty else { throw KnowTuneError.malformedReply("no kept facts to rewrite") }
         let prompt = TeacherPrompts.fill(prompts.rewriteFacts, ["question": question, "facts": TeacherPrompts.numbered(keptFacts)])
         return try ask(prompt) { reply in
             guard let object = try JSONSerialization.jsonObject(with: Data(Self.jsonText(in: reply, open: "{", close: "}").utf8)) as? [String: Any],
                   let newQuestion = (object["question"] as? String)?.trimmingCharacters(in: .whitespacesAndNewlines), !newQuestion.isEmpty,
                   let newAnswer = (object["answer"] as? String)?.trimmingCharacters(in: .whitespacesAndNewlines), !newAnswer.isEmpty
-            else { throw TeacherError.malformedReply("expected {\"question\": …, \"answer\": …}, got: \(reply.prefix(200))") }
+            else { throw KnowTuneError.malformedReply("expected {\"question\": …, \"answer\": …}, got: \(reply.prefix(200))") }
             return QAPair(instruction: newQuestion, output: newAnswer)
         }
     }
@@ -45,7 +45,7 @@ public final class PromptedTeacher: Teacher, @unchecked Sendable {
         let prompt = TeacherPrompts.fill(prompts.rephraseAnswer, ["question": question, "answer": answer])
         return try ask(prompt) { reply in
             let text = reply.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !text.isEmpty else { throw TeacherError.malformedReply("empty rephrasing") }
+            guard !text.isEmpty else { throw KnowTuneError.malformedReply("empty rephrasing") }
             return text
         }
     }
@@ -56,7 +56,7 @@ public final class PromptedTeacher: Teacher, @unchecked Sendable {
         return try ask(prompt) { reply in
             let revised = try Self.stringArray(in: reply)
             guard revised.count == facts.count else {
-                throw TeacherError.malformedReply("expected \(facts.count) revised facts, got \(revised.count)")
+                throw KnowTuneError.malformedReply("expected \(facts.count) revised facts, got \(revised.count)")
             }
             return revised
         }
@@ -68,21 +68,20 @@ public final class PromptedTeacher: Teacher, @unchecked Sendable {
     /// After the last attempt an unusable reply throws `malformedReply` (the item is skipped) and a failed
     /// request throws `requestFailed` (the build stops).
     func ask<T>(_ prompt: String, parse: (String) throws -> T) throws -> T {
-        var lastError: TeacherError = .requestFailed("no attempt made")
+        var lastError = KnowTuneError.requestFailed("no attempt made", retryable: true)
         for attempt in 0..<backend.attempts {
             if attempt > 0 { Thread.sleep(forTimeInterval: backend.backoff * pow(2, Double(attempt - 1))) }
             let reply: String
             do {
                 reply = try backend.complete(system: prompts.system, user: prompt)
-            } catch let error as TeacherError {
+            } catch let error as KnowTuneError where error.isRetryable {
                 lastError = error
-                if case .unavailable = error { throw error }
                 continue
             }
             do {
                 return try parse(reply)
-            } catch let error as TeacherError {
-                lastError = error
+            } catch let KnowTuneError.malformedReply(message) {
+                lastError = .malformedReply(message)
             } catch {
                 lastError = .malformedReply("\(error.localizedDescription); reply: \(reply.prefix(200))")
             }
@@ -95,7 +94,7 @@ public final class PromptedTeacher: Teacher, @unchecked Sendable {
     /// The outermost `open`…`close` span of `reply` (replies often wrap JSON in prose or ``` fences).
     static func jsonText(in reply: String, open: Character, close: Character) throws -> String {
         guard let start = reply.firstIndex(of: open), let end = reply.lastIndex(of: close), start < end else {
-            throw TeacherError.malformedReply("no JSON \(open)…\(close) in reply: \(reply.prefix(200))")
+            throw KnowTuneError.malformedReply("no JSON \(open)…\(close) in reply: \(reply.prefix(200))")
         }
         return String(reply[start...end])
     }
@@ -103,10 +102,10 @@ public final class PromptedTeacher: Teacher, @unchecked Sendable {
     static func stringArray(in reply: String) throws -> [String] {
         let text = try jsonText(in: reply, open: "[", close: "]")
         guard let array = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [Any] else {
-            throw TeacherError.malformedReply("not a JSON array: \(text.prefix(200))")
+            throw KnowTuneError.malformedReply("not a JSON array: \(text.prefix(200))")
         }
         return try array.map { element in
-            guard let string = element as? String else { throw TeacherError.malformedReply("array element is not a string: \(element)") }
+            guard let string = element as? String else { throw KnowTuneError.malformedReply("array element is not a string: \(element)") }
             return string
         }
     }

@@ -33,7 +33,7 @@ public final class RuleTeacher: Teacher {
     /// one know about X?"); the answer is the kept facts joined with spaces, in answer order.
     public func rewrite(question: String, facts: [String], kept: [Int]) throws -> QAPair {
         guard let first = kept.first, kept.allSatisfy({ facts.indices.contains($0) }) else {
-            throw TeacherError.malformedReply("no kept facts to rewrite")
+            throw KnowTuneError.malformedReply("no kept facts to rewrite")
         }
         let answer = kept.map { facts[$0] }.joined(separator: " ")
         if let topic = topic(facts: facts, firstKept: first, question: question) {

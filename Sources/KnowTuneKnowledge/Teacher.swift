@@ -22,7 +22,7 @@ public struct QAPair: Codable, Equatable, Sendable {
 ///
 /// Every method is called once per record and must be deterministic for the same inputs and random state, so
 /// that a build gives the same output whatever the number of ranks. A reply that cannot be used throws
-/// ``TeacherError/malformedReply(_:)``: the builder skips that item and counts it. Any other error stops the build
+/// ``KnowTuneError/malformedReply(_:)``: the builder skips that item and counts it. Any other error stops the build
 /// (results already computed stay in the cache).
 public protocol Teacher: AnyObject {
     /// What the outputs depend on besides the inputs (teacher kind, model, prompt version); part of the cache key.
@@ -43,25 +43,6 @@ public protocol Teacher: AnyObject {
     /// falsify comes back unchanged). `recordIndex` is the fact's record, so entities can be swapped across
     /// records; `random` is the record's own generator.
     func falsify(question: String, facts: [String], recordIndex: Int, random: inout SplitMix64) throws -> [String]
-}
-
-/// A teacher failure.
-public enum TeacherError: Error, CustomStringConvertible, Equatable {
-    /// The teacher answered, but not in the expected format (after retries): the item is skipped and counted.
-    case malformedReply(String)
-    /// The teacher cannot be reached or refused the request (after retries): the build stops, partial results
-    /// are kept.
-    case requestFailed(String)
-    /// The teacher kind cannot run in this build or configuration.
-    case unavailable(String)
-
-    public var description: String {
-        switch self {
-        case let .malformedReply(message): return "teacher reply not usable: \(message)"
-        case let .requestFailed(message): return "teacher request failed: \(message)"
-        case let .unavailable(message): return "teacher unavailable: \(message)"
-        }
-    }
 }
 
 /// The `--teacher` choice.

@@ -36,7 +36,7 @@ public enum PredictWorkflow {
         }
         let model = try NodeSharedModel.load(arguments.modelNameOrPath, precision: arguments.basePrecision,
                                              communicator: communicator, logger: logger)
-        try Consensus.runAgreed(communicator: communicator, operation: "merge adapters") {
+        _ = try Consensus.runAgreed(communicator: communicator, operation: "merge adapters") {
             // Merging writes private copies of the adapted projections' pages only.
             try LoRAMerger.mergeAdapters(at: arguments.adapterPaths, into: model.weights)
         }
@@ -83,7 +83,7 @@ public enum PredictWorkflow {
     static func prepare(_ arguments: PredictionArguments, tokenizer: any Tokenizer) throws -> [PredictExample] {
         let registry = try DatasetRegistry(directory: arguments.datasetDir)
         let records = try DatasetLoader.load(names: arguments.datasetNames, registry: registry, maxSamples: arguments.maxSamples)
-        let template = try ChatTemplate.named(arguments.template)
+        let template = ChatTemplate(kind: arguments.template)
         let encoder = SupervisedEncoder(template: template, tokenizer: tokenizer, cutoffLength: arguments.cutoffLength,
                                         reservedLabelLength: arguments.reservedLabelLength)
         guard !records.isEmpty else { throw KnowTuneError.invalidInput("\(arguments.dataset) holds no records") }

@@ -1,6 +1,7 @@
 // Implements what the predict stage reads of a run's arguments (model and adapters, data, template and truncation,
 // generation, batch and output), so that prediction does not depend on the training module; the CLI fills it from
 // `knowtune train`'s arguments. Does not parse or validate.
+import KnowTuneData
 import KnowTuneGeneration
 import KnowTuneTensor
 
@@ -12,7 +13,7 @@ public struct PredictionArguments {
     public var datasetNames: [String] = []
     public var datasetDir = "data"
     public var maxSamples: Int?
-    public var template = "alpaca"
+    public var template = ChatTemplate.Kind.alpaca
     public var cutoffLength = 1024
     public var reservedLabelLength = 1
     public var generation = GenerationConfiguration()

@@ -15,6 +15,12 @@ public enum KnowTuneError: Error, CustomStringConvertible, Equatable {
     case invalidInput(String)
     /// A numeric failure such as a NaN loss.
     case numerical(String)
+    /// A reply (from a teacher model or an HTTP service) that does not have the expected form; the caller may skip
+    /// the item it was for and count it.
+    case malformedReply(String)
+    /// A request to a service that failed; `retryable` when a later attempt may succeed (a timeout, HTTP 429 or 5xx),
+    /// not when it cannot (a bad key, a wrong URL).
+    case requestFailed(String, retryable: Bool)
 
     public var description: String {
         switch self {
@@ -24,6 +30,14 @@ public enum KnowTuneError: Error, CustomStringConvertible, Equatable {
         case let .invalidConfiguration(message): return "invalid configuration: \(message)"
         case let .invalidInput(message): return "invalid input: \(message)"
         case let .numerical(message): return "numerical error: \(message)"
+        case let .malformedReply(message): return "reply not usable: \(message)"
+        case let .requestFailed(message, _): return "request failed: \(message)"
         }
+    }
+
+    /// A request failure worth another attempt.
+    public var isRetryable: Bool {
+        if case .requestFailed(_, retryable: true) = self { return true }
+        return false
     }
 }

@@ -32,16 +32,14 @@ public struct DPOLoss: Equatable {
     }
 
     public init(arguments: TrainingArguments) throws {
-        guard arguments.dpoBeta > 0 else { throw KnowTuneError.invalidConfiguration("--dpo_beta must be positive") }
-        self.init(kind: arguments.dpoLoss, beta: arguments.dpoBeta, ftx: arguments.dpoFTX)
+        guard arguments.finetuning.dpoBeta > 0 else { throw KnowTuneError.invalidConfiguration("--dpo_beta must be positive") }
+        self.init(kind: arguments.finetuning.dpoLoss, beta: arguments.finetuning.dpoBeta, ftx: arguments.finetuning.dpoFTX)
     }
 
     /// The four log-probabilities of one pair (and the chosen answer's length, for the SFT term).
     public struct Pair: Equatable {
-        public var policyChosen: Double
-        public var policyRejected: Double
-        public var referenceChosen: Double
-        public var referenceRejected: Double
+        public var policyChosen, policyRejected: Double
+        public var referenceChosen, referenceRejected: Double
         public var chosenLength: Int
 
         public init(policyChosen: Double, policyRejected: Double, referenceChosen: Double, referenceRejected: Double, chosenLength: Int) {

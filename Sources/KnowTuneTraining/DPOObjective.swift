@@ -41,7 +41,7 @@ public final class DPOObjective: TrainingObjective {
         loss = try DPOLoss(arguments: arguments)
         self.train = train
         self.reference = reference
-        let capacity = DPOPairBatch.capacity(train, tokenBudget: arguments.tokenBudget)
+        let capacity = DPOPairBatch.capacity(train, tokenBudget: arguments.training.tokenBudget)
         trainTokenCounts = train.map(\.tokenCount)
         longestSequence = capacity.sequence
         plan = ActivationPlan(model: model, loraLayout: loraLayout, tokenCapacity: capacity.tokens, sequenceCapacity: capacity.sequence)
@@ -50,11 +50,11 @@ public final class DPOObjective: TrainingObjective {
     /// The preparation step: the reference log-probs of `pairs` (sharded over the ranks), then the objective.
     public static func prepare(arguments: TrainingArguments, model: LoadedModel, loraLayout: LoRALayout, pairs: [EncodedPair],
                                referenceModel: LoadedModel?, communicator: any Communicator) throws -> DPOObjective {
-        let longest = DPOPairBatch.capacity(pairs, tokenBudget: arguments.tokenBudget).sequence
+        let longest = DPOPairBatch.capacity(pairs, tokenBudget: arguments.training.tokenBudget).sequence
         let weights = referenceModel?.weights ?? model.weights
         let decoder = LlamaDecoder(weights: weights, maxPositions: Trainer.positions(arguments, model: weights.configuration, longest: longest))
         let reference = try withExtendedLifetime(referenceModel) {
-            try ReferenceLogProbabilities.compute(pairs: pairs, decoder: decoder, tokenBudget: arguments.tokenBudget,
+            try ReferenceLogProbabilities.compute(pairs: pairs, decoder: decoder, tokenBudget: arguments.training.tokenBudget,
                                                   communicator: communicator)
         }
         return try DPOObjective(arguments: arguments, model: model.configuration, loraLayout: loraLayout, train: pairs,

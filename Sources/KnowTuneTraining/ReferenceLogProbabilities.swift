@@ -73,17 +73,17 @@ public struct ReferenceLogProbabilities: Equatable {
 
     /// Loads `--ref_model` with its `--ref_model_adapters` merged, checking that it reads the policy's token ids.
     public static func loadReferenceModel(_ arguments: TrainingArguments, policy: LlamaConfiguration) throws -> LoadedModel? {
-        guard let path = arguments.refModel, !path.isEmpty else { return nil }
+        guard let path = arguments.model.refModel, !path.isEmpty else { return nil }
         let model = try ModelLoader.load(path)
         guard model.configuration.vocabularySize == policy.vocabularySize else {
             throw KnowTuneError.invalidConfiguration(
                 "--ref_model \(path) has a vocabulary of \(model.configuration.vocabularySize) tokens, the policy model "
                 + "\(policy.vocabularySize): the reference must use the same tokenizer")
         }
-        let adapters = (arguments.refModelAdapters ?? "").split(separator: ",")
+        let adapters = (arguments.model.refModelAdapters ?? "").split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         try LoRAMerger.mergeAdapters(at: adapters, into: model.weights)
         // The reference computes in the policy's precision, so their log-probs differ only by the adapter.
-        return model.converted(to: arguments.basePrecision)
+        return model.converted(to: arguments.model.baseDtype)
     }
 }

@@ -34,13 +34,13 @@ public final class SFTObjective: TrainingObjective {
                 validation: [EncodedExample]) {
         self.train = train
         self.validation = validation
-        trainOnPrompt = arguments.trainOnPrompt
-        dropoutProbability = Float(arguments.loraDropout)
-        seed = UInt64(arguments.seed)
+        trainOnPrompt = arguments.data.trainOnPrompt
+        dropoutProbability = Float(arguments.finetuning.loraDropout)
+        seed = UInt64(arguments.training.seed)
         trainTokenCounts = train.map(\.tokenCount)
         validationTokenCounts = validation.map(\.tokenCount)
         longestSequence = (train + validation).map(\.tokenCount).max() ?? 1
-        plan = ActivationPlan(model: model, loraLayout: loraLayout, tokenCapacity: max(arguments.tokenBudget, longestSequence),
+        plan = ActivationPlan(model: model, loraLayout: loraLayout, tokenCapacity: max(arguments.training.tokenBudget, longestSequence),
                               sequenceCapacity: longestSequence)
     }
 

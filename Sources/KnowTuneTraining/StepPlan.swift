@@ -15,26 +15,26 @@ public struct StepPlan: Equatable {
     public let saveSteps: Int
 
     public init(arguments a: TrainingArguments, trainCount: Int, worldSize: Int) throws {
-        globalBatchSize = a.perDeviceTrainBatchSize * worldSize * a.gradientAccumulationSteps
+        globalBatchSize = a.training.perDeviceTrainBatchSize * worldSize * a.training.gradientAccumulationSteps
         stepsPerEpoch = max(1, (trainCount + globalBatchSize - 1) / globalBatchSize)
-        let total = a.maxSteps > 0 ? a.maxSteps : max(1, Int((a.numTrainEpochs * Double(stepsPerEpoch)).rounded(.up)))
+        let total = a.training.maxSteps > 0 ? a.training.maxSteps : max(1, Int((a.training.numTrainEpochs * Double(stepsPerEpoch)).rounded(.up)))
         maxSteps = total
         let perEpoch = stepsPerEpoch
         func absolute(_ value: Double) -> Int {
             value < 1 ? max(1, Int((Double(total) * value).rounded(.up))) : Int(value)
         }
-        loggingSteps = absolute(a.loggingSteps)
-        switch a.evaluationStrategy {
-        case .steps: evalSteps = absolute(a.evalSteps ?? a.loggingSteps)
+        loggingSteps = absolute(a.training.loggingSteps)
+        switch a.training.evaluationStrategy {
+        case .steps: evalSteps = absolute(a.training.evalSteps ?? a.training.loggingSteps)
         case .epoch: evalSteps = perEpoch
         case .no: evalSteps = nil
         }
-        switch a.saveStrategy {
+        switch a.training.saveStrategy {
         case .no: saveSteps = Int.max
         case .epoch: saveSteps = perEpoch
-        case .steps: saveSteps = absolute(a.saveSteps)
+        case .steps: saveSteps = absolute(a.training.saveSteps)
         }
-        if a.loadBestModelAtEnd, let evalSteps, saveSteps % evalSteps != 0 {
+        if a.training.loadBestModelAtEnd, let evalSteps, saveSteps % evalSteps != 0 {
             throw KnowTuneError.invalidConfiguration(
                 "--load_best_model_at_end needs save steps (\(saveSteps)) to be a multiple of eval steps (\(evalSteps))")
         }

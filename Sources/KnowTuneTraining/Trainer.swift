@@ -55,25 +55,25 @@ public final class Trainer {
                                    maxPositions: Self.positions(arguments, model: model.configuration, longest: objective.longestSequence))
         context = PassContext(decoder: decoder, parameters: lora, gradients: LoRABuffer(layout: lora.layout))
         optimizer = AdamW(layout: lora.layout, configuration: AdamWConfiguration(
-            beta1: Float(arguments.adamBeta1), beta2: Float(arguments.adamBeta2), epsilon: Float(arguments.adamEpsilon),
-            weightDecay: Float(arguments.weightDecay)))
+            beta1: Float(arguments.training.adamBeta1), beta2: Float(arguments.training.adamBeta2), epsilon: Float(arguments.training.adamEpsilon),
+            weightDecay: Float(arguments.training.weightDecay)))
         steps = try StepPlan(arguments: arguments, trainCount: objective.trainTokenCounts.count, worldSize: communicator.size)
-        schedule = try LearningRateSchedule(kind: arguments.lrSchedulerType.rawValue, baseRate: arguments.learningRate,
-                                            totalSteps: steps.maxSteps, warmupSteps: arguments.warmupSteps,
-                                            warmupRatio: arguments.warmupRatio)
+        schedule = try LearningRateSchedule(kind: arguments.training.lrSchedulerType.rawValue, baseRate: arguments.training.learningRate,
+                                            totalSteps: steps.maxSteps, warmupSteps: arguments.training.warmupSteps,
+                                            warmupRatio: arguments.training.warmupRatio)
         state = TrainerState(metricCount: objective.metricNames.count)
-        log = communicator.isMainRank ? TrainingLog(outputDirectory: arguments.outputDir) : nil
+        log = communicator.isMainRank ? TrainingLog(outputDirectory: arguments.training.outputDir) : nil
         consumers = [ProgressBar(total: steps.maxSteps, isMainRank: communicator.isMainRank), TrainingLogLines(logger: logger)]
         if let log {
             consumers.append(log)
-            if arguments.plotLoss { consumers.append(LossPlotter(log: log, logger: logger, loggingSteps: steps.loggingSteps)) }
+            if arguments.finetuning.plotLoss { consumers.append(LossPlotter(log: log, logger: logger, loggingSteps: steps.loggingSteps)) }
         }
     }
 
     /// RoPE tables cover the cutoff, the model's own range, and any longer sequence the objective has (DPO's
     /// prompt + rejected can pass the cutoff: each answer is truncated against the prompt on its own).
     static func positions(_ arguments: TrainingArguments, model: LlamaConfiguration, longest: Int) -> Int {
-        max(arguments.cutoffLength + 1, model.maxPositionEmbeddings, longest)
+        max(arguments.data.cutoffLength + 1, model.maxPositionEmbeddings, longest)
     }
 
     /// Continues from a checkpoint folder written by a run of the same objective.
@@ -97,7 +97,7 @@ public final class Trainer {
         gradients.zero()
         // Every rank reduces a block of the same length, also a rank whose shard is empty.
         var sums = [Double](repeating: 0, count: objective.scalarCount)
-        for micro in BatchSharder.microBatches(mine, tokenCounts: tokenCounts, budget: arguments.tokenBudget) {
+        for micro in BatchSharder.microBatches(mine, tokenCounts: tokenCounts, budget: arguments.training.tokenBudget) {
             let scalars = objective.accumulate(units: micro.map { batch[$0] }, context: context)
             precondition(scalars.count == sums.count, "an objective returns scalarCount scalars")
             for (i, value) in scalars.enumerated() { sums[i] += value }
@@ -120,9 +120,9 @@ public final class Trainer {
         }
         let norm = gradients.sumOfSquares().squareRoot()
         guard norm.isFinite else { throw agreed(.numerical("gradient norm is \(norm) at step \(step)")) }
-        if arguments.maxGradNorm > 0 {
+        if arguments.training.maxGradNorm > 0 {
             // torch `clip_grad_norm_`: scale by max_norm/(norm + 1e-6) when that is below 1.
-            let coefficient = arguments.maxGradNorm / (norm + 1e-6)
+            let coefficient = arguments.training.maxGradNorm / (norm + 1e-6)
             if coefficient < 1 {
                 let c = Float(coefficient)
                 for i in 0..<gradients.count { gradients.values[i] *= c }
@@ -149,7 +149,7 @@ public final class Trainer {
         let tokenCounts = objective.validationTokenCounts
         let mine = BatchSharder.shard(tokenCounts: tokenCounts, rankCount: communicator.size)[communicator.rank]
         var sums = [0.0, 0.0]
-        for micro in BatchSharder.microBatches(mine, tokenCounts: tokenCounts, budget: arguments.tokenBudget) {
+        for micro in BatchSharder.microBatches(mine, tokenCounts: tokenCounts, budget: arguments.training.tokenBudget) {
             let (nll, targets) = objective.evaluate(units: micro, context: context)
             sums[0] += nll
             sums[1] += targets
@@ -161,7 +161,7 @@ public final class Trainer {
     private func evaluationLog(step: Int, loss: Double, seconds: Double, isFinal: Bool) -> EvaluationLog {
         EvaluationLog(step: step, maxSteps: steps.maxSteps, epoch: steps.epoch(afterStep: step), loss: loss, seconds: seconds,
                       samples: objective.validationTokenCounts.count,
-                      evalBatchSize: arguments.perDeviceEvalBatchSize * communicator.size, isFinal: isFinal)
+                      evalBatchSize: arguments.training.perDeviceEvalBatchSize * communicator.size, isFinal: isFinal)
     }
 
     /// The post-training (or `--do_eval`-only) evaluation: eval_results.json with loss and perplexity.
@@ -178,7 +178,7 @@ public final class Trainer {
         try emit(.started(summary: "\(objective.title): \(objective.trainTokenCounts.count) \(objective.unitName)\(validation), "
             + "global batch \(steps.globalBatchSize), \(steps.maxSteps) steps (\(steps.stepsPerEpoch)/epoch), "
             + "eval every \(steps.evalSteps.map(String.init) ?? "-"), save every \(steps.saveSteps == Int.max ? "-" : String(steps.saveSteps)), "
-            + "lr \(arguments.learningRate) \(arguments.lrSchedulerType.rawValue)\(objective.summary.isEmpty ? "" : ", " + objective.summary)"))
+            + "lr \(arguments.training.learningRate) \(arguments.training.lrSchedulerType.rawValue)\(objective.summary.isEmpty ? "" : ", " + objective.summary)"))
         var stepsThisRun = 0
         var throughputThisRun = 0
         let started = Date()
@@ -186,7 +186,7 @@ public final class Trainer {
         let evaluates = !objective.validationTokenCounts.isEmpty
         for step in (startStep + 1)...max(startStep + 1, steps.maxSteps) where step <= steps.maxSteps {
             faults.beforeStep(step, rank: communicator.rank)
-            let batch = steps.batch(forStep: step, trainCount: objective.trainTokenCounts.count, seed: arguments.seed)
+            let batch = steps.batch(forStep: step, trainCount: objective.trainTokenCounts.count, seed: arguments.training.seed)
             let result = try trainStep(batch, step: step)
             state.record(step: step, loss: result.loss, metrics: result.metrics)
             stepsThisRun += 1
@@ -207,7 +207,7 @@ public final class Trainer {
                 let (loss, seconds) = try evaluate(label: "eval-loss")
                 try emit(.evaluated(evaluationLog(step: step, loss: loss, seconds: seconds, isFinal: false)))
                 // Every rank holds the same reduced eval loss, so every rank tracks the same best without a broadcast.
-                state.offerBest(metric: loss, step: step, parameters: parameters.array, greaterIsBetter: arguments.greaterIsBetter ?? false)
+                state.offerBest(metric: loss, step: step, parameters: parameters.array, greaterIsBetter: arguments.training.greaterIsBetter ?? false)
             }
             if step % steps.saveSteps == 0 || result.stopRequested {
                 try saveCheckpoint(step: step, epoch: epoch)
@@ -221,9 +221,9 @@ public final class Trainer {
     }
 
     private func finish(runtime: Double, stepsThisRun: Int, throughputThisRun: Int) throws {
-        if arguments.loadBestModelAtEnd, let best = state.bestParameters, let bestStep = state.bestStep {
+        if arguments.training.loadBestModelAtEnd, let best = state.bestParameters, let bestStep = state.bestStep {
             best.withUnsafeBufferPointer { parameters.values.update(from: $0.baseAddress!, count: $0.count) }
-            try emit(.bestRestored(step: bestStep, metricName: arguments.metricForBestModel?.rawValue ?? "eval_loss", value: state.bestMetric ?? .nan))
+            try emit(.bestRestored(step: bestStep, metricName: arguments.training.metricForBestModel?.rawValue ?? "eval_loss", value: state.bestMetric ?? .nan))
         }
         var peaks = [Self.peakResidentMiB(), 1000 * allReduceTime.seconds / Double(max(allReduceTime.steps, 1))]
         try communicator.allReduceMax(&peaks, operation: "peak-rss")
@@ -231,7 +231,7 @@ public final class Trainer {
         var metrics: [String: Double] = [
             "epoch": epoch, "total_flos": 0,
             "train_loss": state.trainLossTotal / Double(max(globalStep, 1)), "train_runtime": (runtime * 10000).rounded() / 10000,
-            "train_samples_per_second": Double(objective.trainTokenCounts.count) * arguments.numTrainEpochs / max(runtime, 1e-9),
+            "train_samples_per_second": Double(objective.trainTokenCounts.count) * arguments.training.numTrainEpochs / max(runtime, 1e-9),
             "train_steps_per_second": Double(stepsThisRun) / max(runtime, 1e-9),
             "train_peak_rss_mib": peaks[0],  // the largest of any rank
             "train_allreduce_ms_per_step": (peaks[1] * 1000).rounded() / 1000,  // the slowest rank's mean
@@ -242,31 +242,31 @@ public final class Trainer {
         // TRL's `log` adds the metrics stored since the last log to whatever it logs next: the train summary.
         metrics.merge(zip(objective.metricNames, state.takeLoggedMetrics()).map { ($0, $1) }) { _, new in new }
         try agreeOnMainRankWork {
-            try PEFTAdapter.save(parameters, to: arguments.outputDir, baseModel: arguments.modelNameOrPath)
+            try PEFTAdapter.save(parameters, to: arguments.training.outputDir, baseModel: arguments.model.modelNameOrPath)
             try emit(.finished(step: globalStep, epoch: epoch, maxSteps: steps.maxSteps, metrics: metrics))
-            try writeState(to: arguments.outputDir, step: globalStep, epoch: epoch)
+            try writeState(to: arguments.training.outputDir, step: globalStep, epoch: epoch)
         }
-        if arguments.doEval, !objective.validationTokenCounts.isEmpty { try writeEvaluation() }
+        if arguments.training.doEval, !objective.validationTokenCounts.isEmpty { try writeEvaluation() }
         try agreeOnMainRankWork { try emit(.ended) }
     }
 
     // MARK: - Checkpoints
 
     func checkpointFolder(_ step: Int) -> String {
-        (arguments.outputDir as NSString).appendingPathComponent(CheckpointStore.folderName(step: step))
+        (arguments.training.outputDir as NSString).appendingPathComponent(CheckpointStore.folderName(step: step))
     }
 
     /// Writes `checkpoint-<step>` (adapter, state.h5, trainer_state.json) on rank 0 as one unit: into
     /// `checkpoint-<step>.tmp/`, fsynced, then renamed; every rank learns whether it worked.
     func saveCheckpoint(step: Int, epoch: Double) throws {
         let folder = checkpointFolder(step)
-        let temporary = (arguments.outputDir as NSString).appendingPathComponent(CheckpointStore.temporaryFolderName(step: step))
+        let temporary = (arguments.training.outputDir as NSString).appendingPathComponent(CheckpointStore.temporaryFolderName(step: step))
         try agreeOnMainRankWork {
             let fault = try TrainingFaultInjection().checkpointFault(step: step)
             // A folder left by an interrupted save of the same step is incomplete by definition.
             if FileManager.default.fileExists(atPath: temporary) { try FileManager.default.removeItem(atPath: temporary) }
             try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)
-            try PEFTAdapter.save(parameters, to: temporary, baseModel: arguments.modelNameOrPath)
+            try PEFTAdapter.save(parameters, to: temporary, baseModel: arguments.model.modelNameOrPath)
             fault.partWritten(.adapter)
             try TrainerCheckpoint.write(self, step: step, to: temporary, store: CheckpointStore(faultInjection: fault))
             fault.partWritten(.state)
@@ -291,13 +291,13 @@ public final class Trainer {
         try log?.writeState(to: folder, globalStep: step, maxSteps: steps.maxSteps, epoch: epoch, bestMetric: state.bestMetric,
                             bestCheckpoint: state.bestStep.map(checkpointFolder), loggingSteps: Double(steps.loggingSteps),
                             evalSteps: steps.evalSteps, saveSteps: steps.saveSteps,
-                            trainBatchSize: arguments.perDeviceTrainBatchSize, numTrainEpochs: arguments.numTrainEpochs)
+                            trainBatchSize: arguments.training.perDeviceTrainBatchSize, numTrainEpochs: arguments.training.numTrainEpochs)
     }
 
     /// `save_total_limit`: keep the newest N checkpoints, and always the best.
     func pruneCheckpoints() throws {
-        guard let limit = arguments.saveTotalLimit, limit > 0 else { return }
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: arguments.outputDir)) ?? []
+        guard let limit = arguments.training.saveTotalLimit, limit > 0 else { return }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: arguments.training.outputDir)) ?? []
         let stepsOnDisk = entries.compactMap(CheckpointStore.step(ofFolderName:)).sorted()
         let keep = Set(stepsOnDisk.suffix(limit) + (state.bestStep.map { [$0] } ?? []))
         for step in stepsOnDisk where !keep.contains(step) {

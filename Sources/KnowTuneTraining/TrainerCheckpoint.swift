@@ -31,7 +31,7 @@ enum TrainerCheckpoint {
         contents.integers["adam_step"] = [Int64(trainer.optimizer.stepCount)]
         contents.integers["world_size"] = [Int64(trainer.communicator.size)]
         contents.integers["best_step"] = [Int64(state.bestStep ?? -1)]
-        contents.integers["seed"] = [Int64(trainer.arguments.seed)]
+        contents.integers["seed"] = [Int64(trainer.arguments.training.seed)]
         contents.doubles["best_metric"] = [state.bestMetric ?? .nan]
         contents.doubles["train_loss_total"] = [state.trainLossTotal]
         contents.doubles["loss_since_log"] = [state.lossSinceLog.sum, Double(state.lossSinceLog.count)]
@@ -68,7 +68,7 @@ enum TrainerCheckpoint {
             throw KnowTuneError.badFormat(path: path, reason: "not a KnowTune \(trainer.objective.stage.uppercased()) checkpoint (format \(contents.attributes["format_version"] ?? "none"), expected \(trainer.checkpointFormat))")
         }
         guard contents.attributes["model_config"] == (try json(trainer.model.configuration)) else {
-            throw KnowTuneError.invalidConfiguration("\(path) was written for another model (\(contents.attributes["model_config"] ?? "?")); this run uses \(trainer.arguments.modelNameOrPath)")
+            throw KnowTuneError.invalidConfiguration("\(path) was written for another model (\(contents.attributes["model_config"] ?? "?")); this run uses \(trainer.arguments.model.modelNameOrPath)")
         }
         guard contents.attributes["lora_config"] == (try json(trainer.parameters.layout.configuration)) else {
             throw KnowTuneError.invalidConfiguration("\(path) holds a LoRA of another configuration (\(contents.attributes["lora_config"] ?? "?"))")

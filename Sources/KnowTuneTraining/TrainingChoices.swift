@@ -1,6 +1,8 @@
 // Implements the closed sets of `knowtune train`'s arguments as enums (stage, evaluation/save strategy, the metric for
 // the best model); the parser accepts exactly their raw values. Other closed sets live with what they configure:
-// LearningRateSchedule.Kind, DPOLoss.LossKind, BasePrecision. Does not parse or validate combinations.
+// LearningRateSchedule.Kind, DPOLoss.LossKind, BasePrecision, ChatTemplate.Kind, FinetuningType. Does not parse or
+// validate combinations.
+import KnowTuneData
 import KnowTuneTensor
 
 /// An argument whose values are a fixed list of names.
@@ -26,3 +28,4 @@ public enum BestModelMetric: String, ArgumentChoice {
 extension LearningRateSchedule.Kind: ArgumentChoice {}
 extension DPOLoss.LossKind: ArgumentChoice {}
 extension BasePrecision: ArgumentChoice {}
+extension ChatTemplate.Kind: ArgumentChoice {}

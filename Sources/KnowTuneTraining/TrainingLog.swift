@@ -96,8 +96,9 @@ public final class TrainingLog {
             handle.seekToEndOfFile()
             handle.write(data)
             handle.closeFile()
-        } else {
-            FileManager.default.createFile(atPath: file, contents: data)
+        } else if !FileManager.default.createFile(atPath: file, contents: data) {
+            // The log is a record, not state: training goes on, and the checkpoint save reports a full disk.
+            FileHandle.standardError.write(Data("knowtune: warning: cannot write \(file)\n".utf8))
         }
     }
 

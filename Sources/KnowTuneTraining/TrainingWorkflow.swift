@@ -18,16 +18,16 @@ public enum TrainingWorkflow {
         }
         // The data and the step plan are checked with the tokenizer alone, before the weights load.
         let data = try Consensus.runAgreed(communicator: communicator, operation: "prepare data") { () -> PreparedData in
-            let tokenizer = try TokenizerLoader.load(arguments.modelNameOrPath)
+            let tokenizer = try TokenizerLoader.load(arguments.model.modelNameOrPath)
             // Every rank prepares the same data; only rank 0 reports on it.
             let reporter = communicator.isMainRank ? logger : nil
-            let data: PreparedData = arguments.stage == .dpo
+            let data: PreparedData = arguments.finetuning.stage == .dpo
                 ? .pairs(try preparePairs(arguments, tokenizer: tokenizer, logger: reporter))
                 : .examples(try prepareData(arguments, tokenizer: tokenizer, logger: reporter))
-            if arguments.doTrain { _ = try StepPlan(arguments: arguments, trainCount: data.trainCount, worldSize: communicator.size) }
+            if arguments.training.doTrain { _ = try StepPlan(arguments: arguments, trainCount: data.trainCount, worldSize: communicator.size) }
             return data
         }
-        let model = try NodeSharedModel.load(arguments.modelNameOrPath, precision: arguments.basePrecision,
+        let model = try NodeSharedModel.load(arguments.model.modelNameOrPath, precision: arguments.model.baseDtype,
                                              communicator: communicator, logger: logger)
         let lora = try Consensus.runAgreed(communicator: communicator, operation: "load adapter") { try makeAdapter(arguments, model: model) }
         let c = model.configuration
@@ -44,10 +44,10 @@ public enum TrainingWorkflow {
             let trainer = try Trainer(objective: objective, arguments: arguments, communicator: communicator, logger: logger,
                                       model: model, lora: lora)
             try resume(trainer, from: resumeFolder, communicator: communicator, logger: logger)
-            if arguments.doTrain {
+            if arguments.training.doTrain {
                 StopSignal.install()
                 try trainer.run()
-            } else if arguments.doEval {
+            } else if arguments.training.doEval {
                 try trainer.writeEvaluation()
             }
         }
@@ -77,7 +77,7 @@ public enum TrainingWorkflow {
     /// LLaMA-Factory `run_dpo`: pairs, reference log-probs (once), DPO training with resume, export.
     static func runDPO(_ arguments: TrainingArguments, communicator: any Communicator, logger: RankLogger, model: LoadedModel,
                        lora: LoRABuffer, pairs: [EncodedPair], resumeFolder: String?) throws {
-        if let continued = arguments.adapterPaths.last, !arguments.createNewAdapter {
+        if let continued = arguments.model.adapterPaths.last, !arguments.model.createNewAdapter {
             logger.info("continuing the adapter \(continued) with its own configuration (--lora_* flags ignored); fresh optimizer and schedule")
         }
         let referenceModel = try Consensus.runAgreed(communicator: communicator, operation: "load reference model") {
@@ -86,7 +86,7 @@ public enum TrainingWorkflow {
         let objective = try DPOObjective.prepare(arguments: arguments, model: model, loraLayout: lora.layout, pairs: pairs,
                                                  referenceModel: referenceModel, communicator: communicator)
         logger.info(String(format: "reference log-probs of %d pairs in %.2f s (%@)", pairs.count, objective.reference.seconds,
-                           arguments.refModel.map { "--ref_model \($0)" } ?? "the base model with the adapter disabled"))
+                           arguments.model.refModel.map { "--ref_model \($0)" } ?? "the base model with the adapter disabled"))
         let trainer = try Trainer(objective: objective, arguments: arguments, communicator: communicator, logger: logger,
                                   model: model, lora: lora)
         try resume(trainer, from: resumeFolder, communicator: communicator, logger: logger)
@@ -96,19 +96,19 @@ public enum TrainingWorkflow {
 
     /// Loads and encodes the preference pairs identically on every rank (no validation split: DPO does not evaluate).
     static func preparePairs(_ arguments: TrainingArguments, tokenizer: any Tokenizer, logger: RankLogger?) throws -> [EncodedPair] {
-        let registry = try DatasetRegistry(directory: arguments.datasetDir)
-        try PairwiseEncoder.requireRanking(try arguments.datasetNames.map { try registry.entry(named: $0) })
-        let examples = try DatasetLoader.load(names: arguments.datasetNames, registry: registry, maxSamples: arguments.maxSamples)
-        let encoder = PairwiseEncoder(template: try ChatTemplate.named(arguments.template), tokenizer: tokenizer,
-                                      cutoffLength: arguments.cutoffLength, reservedLabelLength: arguments.reservedLabelLength)
+        let registry = try DatasetRegistry(directory: arguments.data.datasetDir)
+        try PairwiseEncoder.requireRanking(try arguments.data.datasetNames.map { try registry.entry(named: $0) })
+        let examples = try DatasetLoader.load(names: arguments.data.datasetNames, registry: registry, maxSamples: arguments.data.maxSamples)
+        let encoder = PairwiseEncoder(template: ChatTemplate(kind: arguments.data.template), tokenizer: tokenizer,
+                                      cutoffLength: arguments.data.cutoffLength, reservedLabelLength: arguments.data.reservedLabelLength)
         let (pairs, report) = try encoder.encode(examples)
         if report.skippedEmpty > 0 { logger?.warning("skipped \(report.skippedEmpty) pair(s) with an empty prompt, chosen or rejected answer") }
-        if report.truncated > 0 { logger?.warning("truncated \(report.truncated) pair(s) to cutoff_len \(arguments.cutoffLength)") }
+        if report.truncated > 0 { logger?.warning("truncated \(report.truncated) pair(s) to cutoff_len \(arguments.data.cutoffLength)") }
         if report.identical > 0 {
             logger?.warning("\(report.identical) pair(s) have identical chosen and rejected answers; kept, but their preference term has no gradient")
         }
         guard !pairs.isEmpty else {
-            throw KnowTuneError.invalidInput("no usable pairs in \(arguments.dataset) (all \(examples.count) were empty)")
+            throw KnowTuneError.invalidInput("no usable pairs in \(arguments.data.dataset) (all \(examples.count) were empty)")
         }
         return pairs
     }
@@ -118,10 +118,10 @@ public enum TrainingWorkflow {
     /// HF's rule: an output folder holding a previous run needs --overwrite_output_dir or --resume_from_checkpoint.
     /// Returns the checkpoint folder to resume from, if any. Nothing is ever deleted here.
     static func prepareOutputFolder(_ arguments: TrainingArguments) throws -> String? {
-        let directory = arguments.outputDir
+        let directory = arguments.training.outputDir
         let fileManager = FileManager.default
         var resumeFolder: String?
-        if let resume = arguments.resumeFromCheckpoint, !["false", "False", "0"].contains(resume) {
+        if let resume = arguments.training.resumeFromCheckpoint, !["false", "False", "0"].contains(resume) {
             if ["latest", "true", "True", "1"].contains(resume) {
                 guard let latest = CheckpointLocator.latestComplete(in: directory) else {
                     throw KnowTuneError.invalidConfiguration("--resume_from_checkpoint \(resume): no complete checkpoint-<step> in \(directory)")
@@ -133,13 +133,13 @@ public enum TrainingWorkflow {
                 }
                 resumeFolder = resume
             }
-        } else if arguments.doTrain, let entries = try? fileManager.contentsOfDirectory(atPath: directory), !entries.isEmpty,
-                  !arguments.overwriteOutputDir {
+        } else if arguments.training.doTrain, let entries = try? fileManager.contentsOfDirectory(atPath: directory), !entries.isEmpty,
+                  !arguments.training.overwriteOutputDir {
             throw KnowTuneError.invalidConfiguration(
                 "Output directory (\(directory)) already exists and is not empty. Use --overwrite_output_dir to overcome, or --resume_from_checkpoint latest to continue.")
         }
         try fileManager.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        if arguments.doTrain, resumeFolder == nil {
+        if arguments.training.doTrain, resumeFolder == nil {
             // A fresh run starts a fresh log (LLaMA-Factory removes it under overwrite_output_dir).
             try? fileManager.removeItem(atPath: (directory as NSString).appendingPathComponent("trainer_log.jsonl"))
         }
@@ -148,35 +148,35 @@ public enum TrainingWorkflow {
 
     /// A new LoRA (PEFT init, same seed on every rank) or the continued last adapter, earlier ones merged.
     static func makeAdapter(_ arguments: TrainingArguments, model: LoadedModel) throws -> LoRABuffer {
-        let paths = arguments.adapterPaths
+        let paths = arguments.model.adapterPaths
         if !paths.isEmpty {
-            try LoRAMerger.mergeAdapters(at: arguments.createNewAdapter ? paths : Array(paths.dropLast()), into: model.weights)
-            if !arguments.createNewAdapter, let last = paths.last {
+            try LoRAMerger.mergeAdapters(at: arguments.model.createNewAdapter ? paths : Array(paths.dropLast()), into: model.weights)
+            if !arguments.model.createNewAdapter, let last = paths.last {
                 // LLaMA-Factory: the adapter keeps its own r/alpha/targets; fresh optimizer and schedule.
                 return try PEFTAdapter.load(folder: last, model: model.configuration)
             }
         }
-        let lora = LoRABuffer(layout: LoRALayout(model: model.configuration, lora: try arguments.loraConfiguration()))
-        lora.initializePEFT(seed: UInt64(arguments.seed))
+        let lora = LoRABuffer(layout: LoRALayout(model: model.configuration, lora: try arguments.finetuning.loraConfiguration()))
+        lora.initializePEFT(seed: UInt64(arguments.training.seed))
         return lora
     }
 
     /// Loads, encodes and splits the datasets identically on every rank.
     static func prepareData(_ arguments: TrainingArguments, tokenizer: any Tokenizer, logger: RankLogger?) throws
         -> (train: [EncodedExample], validation: [EncodedExample]) {
-        let registry = try DatasetRegistry(directory: arguments.datasetDir)
-        let examples = try DatasetLoader.load(names: arguments.datasetNames, registry: registry, maxSamples: arguments.maxSamples)
-        let template = try ChatTemplate.named(arguments.template)
-        let encoder = SupervisedEncoder(template: template, tokenizer: tokenizer, cutoffLength: arguments.cutoffLength,
-                                        reservedLabelLength: arguments.reservedLabelLength)
+        let registry = try DatasetRegistry(directory: arguments.data.datasetDir)
+        let examples = try DatasetLoader.load(names: arguments.data.datasetNames, registry: registry, maxSamples: arguments.data.maxSamples)
+        let template = ChatTemplate(kind: arguments.data.template)
+        let encoder = SupervisedEncoder(template: template, tokenizer: tokenizer, cutoffLength: arguments.data.cutoffLength,
+                                        reservedLabelLength: arguments.data.reservedLabelLength)
         let (encoded, report) = encoder.encode(examples)
         if report.skippedEmpty > 0 { logger?.warning("skipped \(report.skippedEmpty) record(s) with an empty prompt or response") }
-        if report.truncated > 0 { logger?.warning("truncated \(report.truncated) sequence(s) to cutoff_len \(arguments.cutoffLength)") }
+        if report.truncated > 0 { logger?.warning("truncated \(report.truncated) sequence(s) to cutoff_len \(arguments.data.cutoffLength)") }
         guard !encoded.isEmpty else {
-            throw KnowTuneError.invalidInput("no usable records in \(arguments.dataset) (all \(examples.count) were empty)")
+            throw KnowTuneError.invalidInput("no usable records in \(arguments.data.dataset) (all \(examples.count) were empty)")
         }
-        if !arguments.doTrain { return ([], encoded) }
-        let split = try ValidationSplit.split(count: encoded.count, valSize: arguments.valSize, seed: UInt64(arguments.seed))
+        if !arguments.training.doTrain { return ([], encoded) }
+        let split = try ValidationSplit.split(count: encoded.count, valSize: arguments.data.valSize, seed: UInt64(arguments.training.seed))
         return (split.train.map { encoded[$0] }, split.validation.map { encoded[$0] })
     }
 }

@@ -59,7 +59,7 @@ struct TeacherOptions: ParsableArguments {
     func makeBackend() throws -> any ChatBackend {
         switch try TeacherKind.named(teacher) {
         case .rules:
-            throw TeacherError.unavailable("--teacher rules has no chat model; use --teacher local or openai")
+            throw KnowTuneError.invalidConfiguration("--teacher rules has no chat model; use --teacher local or openai")
         case .openai:
             guard let url = URL(string: openAIBaseURL), let model = openAIModel else {
                 throw KnowTuneError.invalidConfiguration("--teacher openai needs --openai_base_url and --openai_model")

@@ -31,8 +31,8 @@ struct TrainCommand: ParsableCommand {
         // The collective watchdog is armed when MPI starts, so --collective_timeout (flag or file) is read before;
         // bad arguments are reported after MPI starts, by every rank agreeing on the parse below.
         if let early = try? TrainingArgumentParser.parse(tokens), early.givenKeys.contains("collective_timeout"),
-           early.arguments.collectiveTimeout >= 0 {
-            setenv("KNOWTUNE_COLLECTIVE_TIMEOUT", String(early.arguments.collectiveTimeout), 1)
+           early.arguments.training.collectiveTimeout >= 0 {
+            setenv("KNOWTUNE_COLLECTIVE_TIMEOUT", String(early.arguments.training.collectiveTimeout), 1)
         }
         let (communicator, rankLogger) = try startMPIJob()
         var logger = rankLogger
@@ -44,7 +44,7 @@ struct TrainCommand: ParsableCommand {
                 try parsed.arguments.validate()
                 return parsed
             }
-            if parsed.arguments.logAllRanks {
+            if parsed.arguments.training.logAllRanks {
                 logger = RankLogger(rank: communicator.rank, worldSize: communicator.size, hostname: communicator.hostname, allRanks: true)
             }
             if !parsed.ignoredFlags.isEmpty {
@@ -54,10 +54,10 @@ struct TrainCommand: ParsableCommand {
             let topology = try ThreadPlacement.apply(communicator: communicator)
             logger.info(topology)
             let arguments = parsed.arguments
-            if arguments.doTrain || !arguments.doPredict {
+            if arguments.training.doTrain || !arguments.training.doPredict {
                 try TrainingWorkflow.run(arguments: arguments, communicator: communicator, logger: logger)
             }
-            if arguments.doPredict {
+            if arguments.training.doPredict {
                 try PredictWorkflow.run(arguments: Self.predictionArguments(arguments), communicator: communicator, logger: logger)
             }
             try communicator.finalize()
@@ -73,20 +73,20 @@ struct TrainCommand: ParsableCommand {
     /// (LLaMA-Factory does the same).
     static func predictionArguments(_ arguments: TrainingArguments) -> PredictionArguments {
         var predict = PredictionArguments()
-        predict.modelNameOrPath = arguments.modelNameOrPath
-        predict.adapterPaths = arguments.doTrain ? [arguments.outputDir] : arguments.adapterPaths
-        predict.basePrecision = arguments.basePrecision
-        predict.datasetNames = arguments.datasetNames
-        predict.datasetDir = arguments.datasetDir
-        predict.maxSamples = arguments.maxSamples
-        predict.template = arguments.template
-        predict.cutoffLength = arguments.cutoffLength
-        predict.reservedLabelLength = arguments.reservedLabelLength
+        predict.modelNameOrPath = arguments.model.modelNameOrPath
+        predict.adapterPaths = arguments.training.doTrain ? [arguments.training.outputDir] : arguments.model.adapterPaths
+        predict.basePrecision = arguments.model.baseDtype
+        predict.datasetNames = arguments.data.datasetNames
+        predict.datasetDir = arguments.data.datasetDir
+        predict.maxSamples = arguments.data.maxSamples
+        predict.template = arguments.data.template
+        predict.cutoffLength = arguments.data.cutoffLength
+        predict.reservedLabelLength = arguments.data.reservedLabelLength
         predict.generation = GenerationConfiguration(
-            doSample: arguments.doSample, temperature: arguments.temperature, topP: arguments.topP, topK: arguments.topK,
-            maxNewTokens: arguments.maxNewTokens, repetitionPenalty: arguments.repetitionPenalty, seed: UInt64(arguments.seed))
-        predict.batchSize = arguments.perDeviceEvalBatchSize
-        predict.outputDir = arguments.outputDir
+            doSample: arguments.generation.doSample, temperature: arguments.generation.temperature, topP: arguments.generation.topP, topK: arguments.generation.topK,
+            maxNewTokens: arguments.generation.maxNewTokens, repetitionPenalty: arguments.generation.repetitionPenalty, seed: UInt64(arguments.training.seed))
+        predict.batchSize = arguments.training.perDeviceEvalBatchSize
+        predict.outputDir = arguments.training.outputDir
         return predict
     }
 }

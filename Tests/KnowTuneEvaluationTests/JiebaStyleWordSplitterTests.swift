@@ -4,6 +4,7 @@
 import Foundation
 import XCTest
 @testable import KnowTuneEvaluation
+import KnowTuneTensor
 
 final class JiebaStyleWordSplitterTests: XCTestCase {
     private let splitter = JiebaStyleWordSplitter()
@@ -58,7 +59,7 @@ final class JiebaStyleWordSplitterTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: url) }
         try "好 3\nbroken\n".write(to: url, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try JiebaDictionary(contentsOf: url)) { error in
-            XCTAssertEqual(error as? JiebaDictionaryError, .badLine(path: url.path, line: 2))
+            XCTAssertEqual(error as? KnowTuneError, .badFormat(path: url.path, reason: "jieba dictionary line 2: expected `word count [tag]`"))
         }
     }
 }

@@ -4,6 +4,7 @@
 
 import XCTest
 @testable import KnowTuneEvaluation
+import KnowTuneTensor
 
 final class NotesTestVectorTests: XCTestCase {
     private let scorer = PredictionScorer()
@@ -102,7 +103,7 @@ final class NotesTestVectorTests: XCTestCase {
 
     func testAveragingNoExamplesThrows() {
         XCTAssertThrowsError(try PredictionMetrics(averaging: [])) { error in
-            XCTAssertEqual(error as? PredictionMetricsError, .noExamples)
+            XCTAssertEqual(error as? KnowTuneError, .invalidInput(PredictionMetrics.noExamplesMessage))
         }
     }
 

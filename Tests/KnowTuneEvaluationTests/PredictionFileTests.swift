@@ -4,6 +4,7 @@
 import Foundation
 import XCTest
 @testable import KnowTuneEvaluation
+import KnowTuneTensor
 
 final class PredictionFileTests: XCTestCase {
     func testReadsLLaMAFactoryFormat() {
@@ -59,7 +60,7 @@ final class PredictionFileTests: XCTestCase {
     func testMissingFileThrowsTypedError() {
         let url = URL(fileURLWithPath: "/nonexistent/knowtune/generated_predictions.jsonl")
         XCTAssertThrowsError(try PredictionFile(contentsOf: url)) { error in
-            guard case .unreadableFile(let path, _) = error as? PredictionFileError else {
+            guard case .fileUnreadable(let path, _) = error as? KnowTuneError else {
                 return XCTFail("unexpected error \(error)")
             }
             XCTAssertEqual(path, url.path)

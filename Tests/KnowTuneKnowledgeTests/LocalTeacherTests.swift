@@ -5,6 +5,7 @@ import Foundation
 import KnowTuneData
 import KnowTuneKnowledge
 import KnowTuneModel
+import KnowTuneTensor
 import KnowTuneTestSupport
 import XCTest
 
@@ -31,7 +32,7 @@ final class LocalTeacherTests: XCTestCase {
         let teacher = PromptedTeacher(backend: try LocalChatBackend(model: model, maxNewTokens: 8),
                                       prompts: try TeacherPrompts(directory: OpenAITeacherTests.promptsDirectory))
         XCTAssertThrowsError(try teacher.extractFacts(question: "What is an apple?", answer: "An apple is a fruit.")) { error in
-            guard case TeacherError.malformedReply = error else { return XCTFail("expected malformedReply, got \(error)") }
+            guard case KnowTuneError.malformedReply = error else { return XCTFail("expected malformedReply, got \(error)") }
         }
         let folder = try KnowledgeFixtures.dataDirectory("local-random", rows: Array(KnowledgeFixtures.records.prefix(2)))
         let result = try KnowTuneCLI.run(["build-kc", "--dataset", "toy_train", "--dataset_dir", folder, "--teacher", "local",

@@ -58,7 +58,7 @@ final class OpenAITeacherTests: XCTestCase {
         XCTAssertEqual(server.requests, 3)
         server.failNext(5)
         XCTAssertThrowsError(try teacher(server, attempts: 2).rephrase(question: "Q", answer: "A.")) { error in
-            guard case TeacherError.requestFailed(let message)? = error as? TeacherError else { return XCTFail("\(error)") }
+            guard case KnowTuneError.requestFailed(let message, _)? = error as? KnowTuneError else { return XCTFail("\(error)") }
             XCTAssertTrue(message.contains("HTTP 503"), message)
         }
     }
@@ -96,7 +96,7 @@ final class OpenAITeacherTests: XCTestCase {
         server.failAfter(7)
         XCTAssertThrowsError(try KnowledgeBuild.compare(records: source.records, source: source.entry, options: options, builder: builder,
                                                         communicator: SingleProcessCommunicator())) { error in
-            XCTAssertTrue("\(error)".contains("teacher request failed"), "\(error)")
+            XCTAssertTrue("\(error)".contains("request failed"), "\(error)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/qa/toy_train_KC.json"))
         let cached = try String(contentsOfFile: folder + "/qa/toy_train_KC.cache.jsonl", encoding: .utf8)
@@ -133,7 +133,7 @@ final class OpenAITeacherTests: XCTestCase {
         server.stop()
         let refused = try KnowTuneCLI.run(arguments + ["--overwrite_cache", "--teacher_retries", "1"])
         XCTAssertEqual(refused.status, 1)
-        XCTAssertEqual(refused.occurrences(of: "teacher request failed"), 1, refused.output)
+        XCTAssertEqual(refused.occurrences(of: "request failed"), 1, refused.output)
         let missingModel = try KnowTuneCLI.run(Array(arguments.prefix(5)) + ["--teacher", "openai"])
         XCTAssertNotEqual(missingModel.status, 0)
         XCTAssertTrue(missingModel.standardError.contains("needs --openai_model"), missingModel.output)

@@ -30,13 +30,13 @@ final class PEFTAdapterConfigTests: XCTestCase {
 
     func testWrongTypesAreRefusedNotDefaulted() {
         let targets = #""target_modules": ["q_proj"]"#
-        assertRefused(#"{"r": "8", \#(targets)}"#, "r must be a number")
-        assertRefused(#"{"r": true, \#(targets)}"#, "r must be a number")
-        assertRefused(#"{"r": 8.5, \#(targets)}"#, "r must be a whole number")
-        assertRefused(#"{"r": 8, "lora_alpha": "sixteen", \#(targets)}"#, "lora_alpha must be a number")
-        assertRefused(#"{"r": 8, "lora_dropout": [0.1], \#(targets)}"#, "lora_dropout must be a number")
-        assertRefused(#"{"r": 8, "use_rslora": 1, \#(targets)}"#, "use_rslora must be true or false")
-        assertRefused(#"{"r": 8, "target_modules": 5}"#, "target_modules must be")
+        assertRefused(#"{"r": "8", \#(targets)}"#, #""r" must be a number"#)
+        assertRefused(#"{"r": true, \#(targets)}"#, #""r" must be a number"#)
+        assertRefused(#"{"r": 8.5, \#(targets)}"#, #""r" must be a whole number"#)
+        assertRefused(#"{"r": 8, "lora_alpha": "sixteen", \#(targets)}"#, #""lora_alpha" must be a number"#)
+        assertRefused(#"{"r": 8, "lora_dropout": [0.1], \#(targets)}"#, #""lora_dropout" must be a number"#)
+        assertRefused(#"{"r": 8, "use_rslora": 1, \#(targets)}"#, #""use_rslora" must be true or false"#)
+        assertRefused(#"{"r": 8, "target_modules": 5}"#, #""target_modules" must be"#)
         assertRefused(#"{"lora_alpha": 16, \#(targets)}"#, "missing field r")
     }
 

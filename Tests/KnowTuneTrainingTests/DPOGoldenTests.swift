@@ -71,12 +71,12 @@ final class DPOGoldenTests: XCTestCase {
         // The gradient of the total loss, through the trainer's own step (one pair, one rank): the norm it
         // reports is taken before clipping, and the step loss is the total.
         var arguments = TrainingArguments()
-        arguments.modelNameOrPath = TestPaths.smolLM2
-        arguments.outputDir = NSTemporaryDirectory() + "knowtune-dpo-golden-\(getpid())"
-        arguments.perDeviceTrainBatchSize = 1
-        arguments.dpoBeta = 0.1
-        arguments.dpoFTX = 0.2
-        arguments.learningRate = 1e-5
+        arguments.model.modelNameOrPath = TestPaths.smolLM2
+        arguments.training.outputDir = NSTemporaryDirectory() + "knowtune-dpo-golden-\(getpid())"
+        arguments.training.perDeviceTrainBatchSize = 1
+        arguments.finetuning.dpoBeta = 0.1
+        arguments.finetuning.dpoFTX = 0.2
+        arguments.training.learningRate = 1e-5
         let logger = RankLogger(rank: 0, worldSize: 1, hostname: "golden", sink: { _ in })
         let dpo = try DPOObjective(arguments: arguments, model: model.configuration, loraLayout: lora.layout, train: pairs,
                                    reference: reference)

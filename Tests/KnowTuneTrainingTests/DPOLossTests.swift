@@ -97,11 +97,11 @@ final class DPOLossTests: XCTestCase {
 
     func testArgumentsChooseTheLoss() throws {
         var arguments = TrainingArguments()
-        arguments.dpoLoss = .ipo
-        arguments.dpoBeta = 0.25
-        arguments.dpoFTX = 0.2
+        arguments.finetuning.dpoLoss = .ipo
+        arguments.finetuning.dpoBeta = 0.25
+        arguments.finetuning.dpoFTX = 0.2
         XCTAssertEqual(try DPOLoss(arguments: arguments), DPOLoss(kind: .ipo, beta: 0.25, ftx: 0.2))
-        arguments.dpoBeta = 0
+        arguments.finetuning.dpoBeta = 0
         XCTAssertThrowsError(try DPOLoss(arguments: arguments))
         XCTAssertThrowsError(try TrainingArgumentParser.parse(["--dpo_loss", "kto_pair"])) { error in
             XCTAssertTrue("\(error)".contains("sigmoid, hinge, ipo"), "\(error)")

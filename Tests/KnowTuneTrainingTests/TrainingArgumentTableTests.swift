@@ -39,7 +39,12 @@ final class TrainingArgumentTableTests: XCTestCase {
                 XCTAssertEqual(parsed.ignoredFlags, [key.name], "--\(key.name) is reported as without effect")
                 withoutEffect += 1
             } else {
-                XCTAssertNotEqual(parsed.arguments, defaults, "--\(key.name) \(value) sets a field")
+                if case let .choice(names, _, _, _) = key.setter, names.count == 1 {
+                    // A closed set of one (finetuning_type lora) can only restate its default; other names are refused.
+                    XCTAssertEqual(names, [value])
+                } else {
+                    XCTAssertNotEqual(parsed.arguments, defaults, "--\(key.name) \(value) sets a field")
+                }
                 XCTAssertEqual(key.setter.value(in: parsed.arguments), value, "--\(key.name) reads back")
                 XCTAssertTrue(parsed.ignoredFlags.isEmpty)
                 effects += 1
@@ -60,6 +65,7 @@ final class TrainingArgumentTableTests: XCTestCase {
             ("evaluation_strategy", "sometimes", "no, steps, epoch"), ("save_strategy", "sometimes", "no, steps, epoch"),
             ("dpo_loss", "kto_pair", "sigmoid, hinge, ipo"), ("base_dtype", "q4_0", "fp32, bf16, f16"),
             ("metric_for_best_model", "eval_accuracy", "loss, eval_loss"), ("template", "vicuna", "alpaca"),
+            ("finetuning_type", "full", "lora"),
         ]
         for (key, value, listed) in refusals {
             XCTAssertThrowsError(try Parser.parse(["--\(key)", value]), key) { error in
@@ -67,7 +73,7 @@ final class TrainingArgumentTableTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(listed), "\(error)")
             }
         }
-        XCTAssertNil(try Parser.parse(["--metric_for_best_model", "None"]).arguments.metricForBestModel)
+        XCTAssertNil(try Parser.parse(["--metric_for_best_model", "None"]).arguments.training.metricForBestModel)
     }
 
     func testHelpListsEveryKeyWithItsDefault() {
@@ -82,7 +88,7 @@ final class TrainingArgumentTableTests: XCTestCase {
         for metric in ["loss", "eval_loss"] {
             var arguments = try Parser.parse(["--load_best_model_at_end", "--metric_for_best_model", metric]).arguments
             arguments.resolveDerivedDefaults()
-            XCTAssertEqual(arguments.greaterIsBetter, false, metric)
+            XCTAssertEqual(arguments.training.greaterIsBetter, false, metric)
         }
         var state = TrainerState(metricCount: 0)
         state.offerBest(metric: 2.0, step: 1, parameters: [1], greaterIsBetter: false)
@@ -93,15 +99,15 @@ final class TrainingArgumentTableTests: XCTestCase {
     }
 
     func testCollectiveTimeoutIsReadFromEveryForm() throws {
-        XCTAssertEqual(try Parser.parse(["--collective_timeout=30"]).arguments.collectiveTimeout, 30)
-        XCTAssertEqual(try Parser.parse(["--collective_timeout", "45"]).arguments.collectiveTimeout, 45)
+        XCTAssertEqual(try Parser.parse(["--collective_timeout=30"]).arguments.training.collectiveTimeout, 30)
+        XCTAssertEqual(try Parser.parse(["--collective_timeout", "45"]).arguments.training.collectiveTimeout, 45)
         let file = NSTemporaryDirectory() + "knowtune-timeout-\(getpid()).yaml"
         try "collective_timeout: 12\n".write(toFile: file, atomically: true, encoding: .utf8)
         let parsed = try Parser.parse([file])
-        XCTAssertEqual(parsed.arguments.collectiveTimeout, 12)
+        XCTAssertEqual(parsed.arguments.training.collectiveTimeout, 12)
         XCTAssertTrue(parsed.givenKeys.contains("collective_timeout"))
         var negative = parsed.arguments
-        negative.collectiveTimeout = -1
+        negative.training.collectiveTimeout = -1
         XCTAssertThrowsError(try negative.validate()) { XCTAssertTrue("\($0)".contains("--collective_timeout")) }
     }
 
@@ -152,11 +158,11 @@ final class TrainingArgumentTableTests: XCTestCase {
     func testTrainOnPromptPutsThePromptUnderTheLoss() throws {
         let example = EncodedExample(prompt: [5, 6, 7, 8], response: [9, 10, 2], index: 0)
         var arguments = TrainingArguments()
-        arguments.tokenBudget = 64
+        arguments.training.tokenBudget = 64
         let configuration = TinyGGUFModel.configuration
-        let layout = LoRALayout(model: configuration, lora: try arguments.loraConfiguration())
+        let layout = LoRALayout(model: configuration, lora: try arguments.finetuning.loraConfiguration())
         for (onPrompt, expectedTargets) in [(false, 3), (true, 6)] {
-            arguments.trainOnPrompt = onPrompt
+            arguments.data.trainOnPrompt = onPrompt
             let objective = SFTObjective(arguments: arguments, model: configuration, loraLayout: layout, train: [example], validation: [])
             var batch = PackedBatch()
             objective.pack(example, into: &batch, keyed: false)

@@ -13,15 +13,15 @@ final class TrainingArgumentTests: XCTestCase {
             "--checkpoint_dir", "a,b", "--bf16", "--overwrite_cache", "--learning_rate=1e-4", "--lora-rank", "4",
         ])
         let a = parsed.arguments
-        XCTAssertTrue(a.doTrain)
-        XCTAssertFalse(a.plotLoss)
-        XCTAssertTrue(a.loadBestModelAtEnd)
-        XCTAssertFalse(a.createNewAdapter, "--resume_lora_training 1 continues the adapter")
-        XCTAssertEqual(a.adapterPaths, ["a", "b"])
-        XCTAssertEqual(a.learningRate, 1e-4)
-        XCTAssertEqual(a.loraRank, 4)
+        XCTAssertTrue(a.training.doTrain)
+        XCTAssertFalse(a.finetuning.plotLoss)
+        XCTAssertTrue(a.training.loadBestModelAtEnd)
+        XCTAssertFalse(a.model.createNewAdapter, "--resume_lora_training 1 continues the adapter")
+        XCTAssertEqual(a.model.adapterPaths, ["a", "b"])
+        XCTAssertEqual(a.training.learningRate, 1e-4)
+        XCTAssertEqual(a.finetuning.loraRank, 4)
         XCTAssertEqual(parsed.ignoredFlags, ["bf16", "overwrite_cache"])
-        XCTAssertTrue(try TrainingArgumentParser.parse(["--resume_lora_training", "0"]).arguments.createNewAdapter)
+        XCTAssertTrue(try TrainingArgumentParser.parse(["--resume_lora_training", "0"]).arguments.model.createNewAdapter)
     }
 
     func testUnknownFlagsAndBadValuesAreErrors() {
@@ -43,27 +43,27 @@ final class TrainingArgumentTests: XCTestCase {
             bf16: true
             """.write(toFile: path, atomically: true, encoding: .utf8)
         let parsed = try TrainingArgumentParser.parse([path, "--learning_rate", "2e-5"])
-        XCTAssertEqual(parsed.arguments.datasetNames, ["dolly_train", "lima_train"])
-        XCTAssertEqual(parsed.arguments.learningRate, 2e-5)
-        XCTAssertEqual(parsed.arguments.evalSteps, 0.1)
-        XCTAssertTrue(parsed.arguments.doTrain)
+        XCTAssertEqual(parsed.arguments.data.datasetNames, ["dolly_train", "lima_train"])
+        XCTAssertEqual(parsed.arguments.training.learningRate, 2e-5)
+        XCTAssertEqual(parsed.arguments.training.evalSteps, 0.1)
+        XCTAssertTrue(parsed.arguments.training.doTrain)
         try "lora_rnak: 4\n".write(toFile: path, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try TrainingArgumentParser.parse([path])) { XCTAssertTrue("\($0)".contains("lora_rnak")) }
     }
 
     func testStepPlanFollowsHFRatios() throws {
         var a = TrainingArguments()
-        a.perDeviceTrainBatchSize = 16
-        a.numTrainEpochs = 3
-        a.evaluationStrategy = .steps
-        a.evalSteps = 0.1
-        a.saveSteps = 0.1
-        a.loadBestModelAtEnd = true
+        a.training.perDeviceTrainBatchSize = 16
+        a.training.numTrainEpochs = 3
+        a.training.evaluationStrategy = .steps
+        a.training.evalSteps = 0.1
+        a.training.saveSteps = 0.1
+        a.training.loadBestModelAtEnd = true
         // The notes' worked example: 930 rows, batch 16 → 59 batches/epoch, 177 steps, eval/save every 18.
         let plan = try StepPlan(arguments: a, trainCount: 930, worldSize: 1)
         XCTAssertEqual([plan.stepsPerEpoch, plan.maxSteps, plan.evalSteps ?? 0, plan.saveSteps], [59, 177, 18, 18])
         // Two ranks of 8 form the same global batch of 16.
-        a.perDeviceTrainBatchSize = 8
+        a.training.perDeviceTrainBatchSize = 8
         XCTAssertEqual(try StepPlan(arguments: a, trainCount: 930, worldSize: 2), plan)
         // Each epoch's batches partition the data.
         let epoch = (1...59).flatMap { plan.batch(forStep: $0, trainCount: 930, seed: 42) }

@@ -7,45 +7,28 @@ public enum PEFTAdapter {
     public static let configFile = "adapter_config.json"
     public static let weightsFile = "adapter_model.safetensors"
 
-    /// JSON true/false: Foundation's NSNumber of type char ("c"); `is Bool` also matches the numbers 0 and 1.
-    static func isBoolean(_ number: NSNumber) -> Bool { String(cString: number.objCType) == "c" }
-
     /// Reads the LoRA hyper-parameters from adapter_config.json.
     public static func configuration(folder: String) throws -> LoRAConfiguration {
         let path = (folder as NSString).appendingPathComponent(configFile)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw KnowTuneError.fileUnreadable(path: path, reason: "no adapter_config.json (is \(folder) a PEFT adapter folder?)")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw KnowTuneError.badFormat(path: path, reason: "not a JSON object")
-        }
-        if let type = object["peft_type"] as? String, type != "LORA" {
+        // Wrong types are refused, never read as a default: "r": "8" or "lora_alpha": "sixteen" is a damaged file.
+        let fields = try JSONFields(try? JSONSerialization.jsonObject(with: data), path: path, place: "the configuration")
+        if let type = try fields.string("peft_type"), type != "LORA" {
             throw KnowTuneError.unsupported(what: "peft_type \(type) in \(path)", supported: "LORA")
         }
-        // Wrong types are refused, never read as a default: "r": "8" or "lora_alpha": "sixteen" is a damaged file.
-        func number(_ key: String) throws -> NSNumber? {
-            guard let value = object[key], !(value is NSNull) else { return nil }
-            guard let number = value as? NSNumber, !isBoolean(number) else {
-                throw KnowTuneError.badFormat(path: path, reason: "\(key) must be a number, found \(value)")
-            }
-            return number
-        }
-        guard let rankNumber = try number("r") else { throw KnowTuneError.badFormat(path: path, reason: "missing field r") }
-        guard let rank = Int(exactly: rankNumber.doubleValue) else {
-            throw KnowTuneError.badFormat(path: path, reason: "r must be a whole number, found \(rankNumber)")
-        }
-        let alpha = try number("lora_alpha")?.floatValue ?? Float(rank)
-        let dropout = try number("lora_dropout")?.floatValue ?? 0
-        if let value = object["use_rslora"], !(value is NSNull), !((value as? NSNumber).map(isBoolean) ?? false) {
-            throw KnowTuneError.badFormat(path: path, reason: "use_rslora must be true or false, found \(value)")
-        }
+        guard let rankValue = try fields.number("r") else { throw KnowTuneError.badFormat(path: path, reason: "missing field r") }
+        guard let rank = Int(exactly: rankValue) else { throw fields.wrongType("r", expected: "a whole number") }
+        let alpha = try fields.number("lora_alpha").map(Float.init) ?? Float(rank)
+        let dropout = try fields.number("lora_dropout").map(Float.init) ?? 0
+        let useRSLoRA = try fields.bool("use_rslora") ?? false
         let names: [String]
-        if let list = object["target_modules"] as? [String] { names = list }
-        else if let single = object["target_modules"] as? String { names = [single] }
-        else { throw KnowTuneError.badFormat(path: path, reason: "target_modules must be a module name or a list of them") }
+        if let list = fields.object["target_modules"] as? [String] { names = list }
+        else if let single = fields.object["target_modules"] as? String { names = [single] }
+        else { throw fields.wrongType("target_modules", expected: "a module name or a list of them") }
         let targets = try LoRAConfiguration.parseTargets(names.joined(separator: ","))
-        let configuration = LoRAConfiguration(rank: rank, alpha: alpha, dropout: dropout, targets: targets,
-                                              useRSLoRA: object["use_rslora"] as? Bool ?? false)
+        let configuration = LoRAConfiguration(rank: rank, alpha: alpha, dropout: dropout, targets: targets, useRSLoRA: useRSLoRA)
         do { try configuration.validate() } catch { throw KnowTuneError.badFormat(path: path, reason: "\(error)") }
         return configuration
     }

@@ -478,18 +478,7 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
 
 // MARK: - tokenizer.json
 
-extension ByteLevelBPETokenizer {
-    /// Loads an HF `tokenizer.json`, taking EOS/BOS/pad from the arguments or else from a `tokenizer_config.json`
-    /// in the same folder (its `eos_token`, `bos_token`, `pad_token`).
-    public static func load(
-        tokenizerJSONPath path: String, eosTokenId: Int32? = nil, bosTokenId: Int32? = nil, padTokenId: Int32? = nil
-    ) throws -> ByteLevelBPETokenizer {
-        let files = try TokenizerJSONDocument.readFiles(tokenizerJSONPath: path)
-        return try ByteLevelBPETokenizer(
-            tokenizerJSON: files.tokenizer, tokenizerConfigJSON: files.configuration, eosTokenId: eosTokenId, bosTokenId: bosTokenId,
-            padTokenId: padTokenId, source: path)
-    }
-
+extension ByteLevelBPETokenizer: TokenizerJSONReadable {
     /// Builds the tokenizer from the bytes of an HF `tokenizer.json` (model `BPE`, pre-tokenizer `ByteLevel` with
     /// `add_prefix_space: false`, optionally after `Digits(individual_digits: true)`, no normalizer).
     ///

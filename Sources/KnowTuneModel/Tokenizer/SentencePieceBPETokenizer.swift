@@ -381,18 +381,7 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
 
 // MARK: - tokenizer.json
 
-extension SentencePieceBPETokenizer {
-    /// Loads an HF `tokenizer.json`, taking EOS/BOS/pad from the arguments or else from a `tokenizer_config.json`
-    /// in the same folder (its `eos_token`, `bos_token`, `pad_token`).
-    public static func load(
-        tokenizerJSONPath path: String, eosTokenId: Int32? = nil, bosTokenId: Int32? = nil, padTokenId: Int32? = nil
-    ) throws -> SentencePieceBPETokenizer {
-        let files = try TokenizerJSONDocument.readFiles(tokenizerJSONPath: path)
-        return try SentencePieceBPETokenizer(
-            tokenizerJSON: files.tokenizer, tokenizerConfigJSON: files.configuration, eosTokenId: eosTokenId, bosTokenId: bosTokenId,
-            padTokenId: padTokenId, source: path)
-    }
-
+extension SentencePieceBPETokenizer: TokenizerJSONReadable {
     /// Builds the tokenizer from the bytes of an HF `tokenizer.json` in one of the two layouts transformers writes
     /// for Llama: normalizer `Sequence[Prepend("▁"), Replace(" ", "▁")]` with no pre-tokenizer (legacy), or no
     /// normalizer with pre-tokenizer `Metaspace(replacement "▁", split false)`; model BPE, decoder

@@ -5,6 +5,24 @@
 import Foundation
 import KnowTuneTensor
 
+/// A tokenizer kind built from the bytes of an HF `tokenizer.json` (and its `tokenizer_config.json`).
+public protocol TokenizerJSONReadable {
+    init(tokenizerJSON: Data, tokenizerConfigJSON: Data?, eosTokenId: Int32?, bosTokenId: Int32?, padTokenId: Int32?,
+         source: String) throws
+}
+
+extension TokenizerJSONReadable {
+    /// Loads an HF `tokenizer.json`, taking EOS/BOS/pad from the arguments or else from a `tokenizer_config.json`
+    /// in the same folder (its `eos_token`, `bos_token`, `pad_token`).
+    public static func load(
+        tokenizerJSONPath path: String, eosTokenId: Int32? = nil, bosTokenId: Int32? = nil, padTokenId: Int32? = nil
+    ) throws -> Self {
+        let files = try TokenizerJSONDocument.readFiles(tokenizerJSONPath: path)
+        return try Self(tokenizerJSON: files.tokenizer, tokenizerConfigJSON: files.configuration, eosTokenId: eosTokenId,
+                        bosTokenId: bosTokenId, padTokenId: padTokenId, source: path)
+    }
+}
+
 struct TokenizerJSONDocument {
     let source: String
     let root: [String: Any]

@@ -6,18 +6,18 @@ import XCTest
 
 final class ChatTemplateTests: XCTestCase {
     func testAlpacaPromptAndResponseIdsEqualGolden() throws {
-        let model = try GoldenFixtures.smolLM2()
+        let model = try GoldenModel.smolLM2()
         let forward = try TestPaths.goldenJSON("forward.json")
         let instruction = "Why do people like pickleball?"
         XCTAssertEqual(ChatTemplate.alpaca.encodePrompt(instruction, tokenizer: model.tokenizer),
-                       GoldenFixtures.int32Array(forward["prompt_ids"]))
+                       GoldenModel.int32Array(forward["prompt_ids"]))
         let response = forward["response"] as? String ?? ""
         XCTAssertEqual(ChatTemplate.alpaca.encodeResponse(response, tokenizer: model.tokenizer),
-                       GoldenFixtures.int32Array(forward["response_ids"]) + [2])
+                       GoldenModel.int32Array(forward["response_ids"]) + [2])
         let greedy = try TestPaths.goldenJSON("greedy.json")
         for entry in greedy["cases"] as? [[String: Any]] ?? [] {
             let prompt = entry["prompt"] as? String ?? ""
-            XCTAssertEqual(model.tokenizer.encode(prompt), GoldenFixtures.int32Array(entry["prompt_ids"]))
+            XCTAssertEqual(model.tokenizer.encode(prompt), GoldenModel.int32Array(entry["prompt_ids"]))
         }
     }
 

@@ -2,20 +2,18 @@
 // a small dataset folder, and a runner for `knowtune` (1 rank or `mpirun -np N`) that fails on a hang.
 import Foundation
 import KnowTuneTensor
-import KnowTuneTestSupport
 import XCTest
-@testable import KnowTuneModel
 
-enum TrainingFixtures {
-    static let root = TestPaths.scratchFolder("training-tests")
+public enum TrainingFixtures {
+    public static let root = TestPaths.scratchFolder("training-tests")
 
     private static let lock = NSLock()
     private static var cachedData: String?
 
-    static func tinyModel() throws -> String { try TinyGGUFModel.path(in: root + "/tiny-model") }
+    public static func tinyModel() throws -> String { try TinyGGUFModel.path(in: root + "/tiny-model") }
 
     /// A dataset folder: `tiny_train` (48 dolly records, outputs cut short) plus the broken entries bad-input tests use.
-    static func dataDirectory() throws -> String {
+    public static func dataDirectory() throws -> String {
         lock.lock()
         defer { lock.unlock() }
         if let cachedData { return cachedData }
@@ -36,10 +34,10 @@ enum TrainingFixtures {
     }
 
     /// Fresh, empty output folder.
-    static func outputDirectory(_ name: String) -> String { TestPaths.freshOutputFolder(name, in: root) }
+    public static func outputDirectory(_ name: String) -> String { TestPaths.freshOutputFolder(name, in: root) }
 
     /// The common flags of a small SFT run.
-    static func trainArguments(output: String, extra: [String] = []) throws -> [String] {
+    public static func trainArguments(output: String, extra: [String] = []) throws -> [String] {
         [
             "train", "--stage", "sft", "--model_name_or_path", try tinyModel(), "--do_train", "--dataset", "tiny_train",
             "--dataset_dir", try dataDirectory(), "--template", "alpaca", "--finetuning_type", "lora",
@@ -51,10 +49,10 @@ enum TrainingFixtures {
     }
 }
 
-enum KnowTuneRunner {
+public enum KnowTuneRunner {
     /// Runs `knowtune arguments` on `ranks` ranks (mpirun when > 1, one BLAS thread each); a run longer than
     /// `timeout` is killed and fails the calling test as a hang.
-    static func run(_ arguments: [String], ranks: Int = 1, environment extra: [String: String] = [:], timeout: Double = 120,
+    public static func run(_ arguments: [String], ranks: Int = 1, environment extra: [String: String] = [:], timeout: Double = 120,
                     file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
         let executable = try Testkit.executable(named: "knowtune")
         // The node-shared weights cache lives with the test's other files, not in the user's cache.
@@ -70,7 +68,7 @@ enum KnowTuneRunner {
 }
 
 /// The `loss` values of trainer_log.jsonl, in order.
-func loggedLosses(_ output: String) throws -> [Double] {
+public func loggedLosses(_ output: String) throws -> [Double] {
     let text = try String(contentsOfFile: output + "/trainer_log.jsonl", encoding: .utf8)
     return text.split(separator: "\n").compactMap { line in
         (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["loss"] as? Double
