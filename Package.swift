@@ -62,6 +62,11 @@ let package = Package(
 
         .executableTarget(name: "knowtune-bf16bench", dependencies: ["KnowTuneTensor"], swiftSettings: kernelSettings),
 
+        // Fuzz targets of every parser that reads outside data; launch/fuzz.sh builds knowtune-fuzz with libFuzzer.
+        .target(name: "KnowTuneFuzzing",
+                dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneCheckpoint", "KnowTuneEvaluation", "KnowTuneKnowledge", "KnowTuneTensor"]),
+        .executableTarget(name: "knowtune-fuzz", dependencies: ["KnowTuneFuzzing"]),
+
         .executableTarget(name: "knowtune-testkit", dependencies: ["KnowTuneDistributed", "KnowTuneCheckpoint", "KnowTuneTensor"]),
 
         .target(name: "KnowTuneTestSupport", dependencies: ["KnowTuneTensor", "KnowTuneModel", "KnowTuneDistributed"], path: "Tests/KnowTuneTestSupport"),
@@ -81,6 +86,7 @@ let package = Package(
         .testTarget(name: "KnowTuneDistributedTests", dependencies: ["KnowTuneDistributed", "KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneCheckpointTests", dependencies: ["KnowTuneCheckpoint", "KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneLaunchTests", dependencies: ["KnowTuneModel", "KnowTuneTensor", "KnowTuneTestSupport"]),
+        .testTarget(name: "KnowTuneFuzzingTests", dependencies: ["KnowTuneFuzzing", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneKnowledgeTests",
                     dependencies: ["KnowTuneKnowledge", "KnowTuneModel", "KnowTuneData", "KnowTuneDistributed", "KnowTuneTensor",
                                    "KnowTuneTestSupport"]),

@@ -19,6 +19,8 @@ hid_t kt_h5p_default(void) { return H5P_DEFAULT; }
 hid_t kt_h5s_all(void) { return H5S_ALL; }
 hid_t kt_h5p_file_access(void) { return H5P_FILE_ACCESS; }
 hid_t kt_h5p_link_create(void) { return H5P_LINK_CREATE; }
+hid_t kt_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
+hid_t kt_h5p_file_create(void) { return H5P_FILE_CREATE; }
 
 // File open modes and format versions.
 unsigned kt_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }

@@ -1,6 +1,7 @@
 // Implements atomic, verified checkpoint files: write to a temporary file in the same folder with a checksum per
-// dataset, close, fsync, rename over the final name, fsync the folder; read back verifying every checksum; find
-// the newest intact `checkpoint-<step>` folder. Does not decide what goes into a checkpoint, which rank writes
+// dataset, close, fsync, record the whole file's size and checksum in a sidecar, rename over the final name, fsync
+// the folder; read back verifying the sidecar before libhdf5 sees the file, then every dataset checksum; find the
+// newest intact `checkpoint-<step>` folder. Does not decide what goes into a checkpoint, which rank writes
 // it, or when old ones are deleted (the trainer does; only rank 0 should write).
 import Foundation
 import KnowTuneTensor
@@ -24,6 +25,12 @@ public struct CheckpointStore: Sendable {
     static let attributesChecksumAttribute = CheckpointContents.reservedAttributePrefix + "attributes_fnv1a64"
     /// The checksum attribute on every dataset.
     public static let checksumAttribute = "fnv1a64"
+    /// Files larger than this are not checkpoints KnowTune wrote (a 70B model's LoRA state is a few GiB).
+    static let largestFile = 1 << 40
+
+    /// The sidecar of `fileName`: its byte count and whole-file FNV-1a 64, checked before libhdf5 opens the file
+    /// (libhdf5 can crash on a damaged file before any dataset checksum is read).
+    public static func sidecarName(_ fileName: String) -> String { fileName + ".fnv1a64" }
 
     /// The crash point for tests; `.none` in normal runs.
     public var faultInjection: CheckpointFaultInjection
@@ -60,15 +67,25 @@ public struct CheckpointStore: Sendable {
         let createdFolder = try Self.makeFolder(folder)
         try Self.removeStaleTemporaryFiles(in: folder, fileName: fileName)
         let temporaryPath = (folder as NSString).appendingPathComponent(Self.temporaryPrefix(fileName) + "\(getpid())")
+        let sidecarPath = (folder as NSString).appendingPathComponent(Self.sidecarName(fileName))
+        let temporarySidecar = temporaryPath + ".fnv1a64"
         do {
             try writeFile(contents, to: temporaryPath)
             try Self.synchronize(path: temporaryPath, directory: false)
-            guard rename(temporaryPath, finalPath) == 0 else {
-                throw KnowTuneError.fileUnreadable(
-                    path: finalPath, reason: "cannot write: rename from \(temporaryPath) failed: \(Self.errnoText())")
+            let digest = try Self.digest(of: temporaryPath)
+            guard FileManager.default.createFile(atPath: temporarySidecar, contents: Data(Self.sidecarText(digest).utf8)) else {
+                throw KnowTuneError.fileUnreadable(path: sidecarPath, reason: "cannot write: \(Self.errnoText())")
+            }
+            try Self.synchronize(path: temporarySidecar, directory: false)
+            // The sidecar goes first: a crash between the renames leaves a mismatch, which readers report as damage.
+            for (from, to) in [(temporarySidecar, sidecarPath), (temporaryPath, finalPath)] {
+                guard rename(from, to) == 0 else {
+                    throw KnowTuneError.fileUnreadable(path: to, reason: "cannot write: rename from \(from) failed: \(Self.errnoText())")
+                }
             }
         } catch {
             unlink(temporaryPath)
+            unlink(temporarySidecar)
             throw error
         }
         try Self.synchronize(path: folder, directory: true)
@@ -108,9 +125,11 @@ public struct CheckpointStore: Sendable {
 
     // MARK: Reading
 
-    /// Reads `folder/fileName`, verifying the container version, the dataset count and every checksum.
+    /// Reads `folder/fileName`, verifying the whole-file sidecar first, then the container version, the dataset
+    /// count and every checksum.
     public func read(from folder: String, fileName: String = defaultFileName) throws -> CheckpointContents {
         let path = (folder as NSString).appendingPathComponent(fileName)
+        try Self.verifySidecar(of: path, sidecar: (folder as NSString).appendingPathComponent(Self.sidecarName(fileName)))
         let file = try HDF5File.open(path)
         defer { try? file.close() }
         guard try file.hasAttribute(Self.versionAttribute) else {
@@ -166,21 +185,71 @@ public struct CheckpointStore: Sendable {
         return (shape, values)
     }
 
+    // MARK: Whole-file checksum
+
+    struct Digest: Equatable {
+        var byteCount: Int
+        var hash: UInt64
+    }
+
+    static func sidecarText(_ digest: Digest) -> String { "fnv1a64 \(hex(digest.hash)) bytes \(digest.byteCount)\n" }
+
+    /// The size and FNV-1a 64 of the file at `path`, read in 1 MiB blocks.
+    static func digest(of path: String) throws -> Digest {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw KnowTuneError.fileUnreadable(path: path, reason: "cannot open: \(errnoText())")
+        }
+        defer { try? handle.close() }
+        var hasher = FNV1a64()
+        var byteCount = 0
+        while true {
+            let block: Data
+            do { block = try handle.read(upToCount: 1 << 20) ?? Data() } catch {
+                throw KnowTuneError.fileUnreadable(path: path, reason: error.localizedDescription)
+            }
+            if block.isEmpty { break }
+            byteCount += block.count
+            guard byteCount <= largestFile else {
+                throw KnowTuneError.badFormat(path: path, reason: "larger than \(largestFile) bytes: not a KnowTune checkpoint")
+            }
+            block.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
+        return Digest(byteCount: byteCount, hash: hasher.value)
+    }
+
+    /// Checks `path` against its sidecar before anything parses it; a missing, malformed or mismatching sidecar is
+    /// an error naming the file.
+    static func verifySidecar(of path: String, sidecar: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw KnowTuneError.fileUnreadable(path: path, reason: "no such file")
+        }
+        guard let data = FileManager.default.contents(atPath: sidecar), data.count < 256 else {
+            throw KnowTuneError.badFormat(path: path, reason: "no readable checksum sidecar \((sidecar as NSString).lastPathComponent) "
+                + "(an incomplete checkpoint, or one written before KnowTune recorded whole-file checksums); not opened")
+        }
+        let fields = String(decoding: data, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard fields.count == 4, fields[0] == "fnv1a64", fields[2] == "bytes", fields[1].hasPrefix("0x"),
+              let hash = UInt64(fields[1].dropFirst(2), radix: 16), let byteCount = Int(fields[3]) else {
+            throw KnowTuneError.badFormat(path: sidecar, reason: "not a checksum sidecar (expected `fnv1a64 0x… bytes N`)")
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -1
+        guard size == byteCount else {
+            throw KnowTuneError.badFormat(path: path, reason: "is \(size) bytes, but was written with \(byteCount) (truncated or modified); not opened")
+        }
+        let actual = try digest(of: path)
+        guard actual.hash == hash else {
+            throw KnowTuneError.badFormat(path: path, reason: "whole-file checksum \(hex(actual.hash)) does not match the recorded "
+                + "\(hex(hash)) (damaged file); not opened")
+        }
+    }
+
     // MARK: Finding the newest intact checkpoint
 
     /// The newest `checkpoint-<step>` folder in `outputDirectory` whose `fileName` reads back intact, or nil.
     /// Temporary files and folders without a complete file are skipped; `skipped` hears about each skip.
     public func latestComplete(in outputDirectory: String, fileName: String = defaultFileName,
                                skipped: (String, Error) -> Void = { _, _ in }) -> String? {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: outputDirectory) else { return nil }
-        let candidates = entries.compactMap { name in Self.step(ofFolderName: name).map { (step: $0, name: name) } }
-            .sorted { $0.step > $1.step }
-        for candidate in candidates {
-            let folder = (outputDirectory as NSString).appendingPathComponent(candidate.name)
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-                continue
-            }
+        for folder in Self.checkpointFolders(in: outputDirectory) {
             do {
                 _ = try read(from: folder, fileName: fileName)
                 return folder
@@ -189,6 +258,18 @@ public struct CheckpointStore: Sendable {
             }
         }
         return nil
+    }
+
+    /// The `checkpoint-<step>` folders of `outputDirectory`, newest step first (other names and files are ignored).
+    public static func checkpointFolders(in outputDirectory: String) -> [String] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: outputDirectory) else { return [] }
+        return entries.compactMap { name in step(ofFolderName: name).map { (step: $0, name: name) } }
+            .sorted { $0.step > $1.step }
+            .map { (outputDirectory as NSString).appendingPathComponent($0.name) }
+            .filter { folder in
+                var isDirectory: ObjCBool = false
+                return FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) && isDirectory.boolValue
+            }
     }
 
     // MARK: File-system helpers
@@ -235,7 +316,8 @@ public struct CheckpointStore: Sendable {
         try synchronize(path: (final as NSString).deletingLastPathComponent, directory: true)
     }
 
-    /// Removes temporary files that an interrupted writer left (only rank 0 writes, so none is in use).
+    /// Removes temporary files (and their sidecars) that an interrupted writer left (only rank 0 writes, so none is
+    /// in use).
     private static func removeStaleTemporaryFiles(in folder: String, fileName: String) throws {
         let prefix = temporaryPrefix(fileName)
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where entry.hasPrefix(prefix) {

@@ -57,7 +57,12 @@ public final class HDF5File {
         kt_h5_silence_errors()
         let access = try fileAccess(path)
         defer { H5Pclose(access) }
-        let id = H5Fcreate(path, kt_h5f_acc_trunc(), kt_h5p_default(), access)
+        // No modification times anywhere in the file: the same contents give the same bytes and whole-file checksum.
+        let creation = H5Pcreate(kt_h5p_file_create())
+        guard creation >= 0 else { throw writeError(path, "cannot create a property list") }
+        defer { H5Pclose(creation) }
+        H5Pset_obj_track_times(creation, false)
+        let id = H5Fcreate(path, kt_h5f_acc_trunc(), creation, access)
         guard id >= 0 else { throw writeError(path, "cannot create the file") }
         return HDF5File(path: path, id: id, writable: true)
     }
@@ -107,8 +112,12 @@ public final class HDF5File {
         guard linkCreation >= 0 else { throw Self.writeError(path, "cannot create a property list") }
         defer { H5Pclose(linkCreation) }
         H5Pset_create_intermediate_group(linkCreation, 1)
+        let creation = H5Pcreate(kt_h5p_dataset_create())
+        guard creation >= 0 else { throw Self.writeError(path, "cannot create a property list") }
+        defer { H5Pclose(creation) }
+        H5Pset_obj_track_times(creation, false)
         let type = Element.hdf5Type.nativeType
-        let dataset = H5Dcreate2(id, name, type, space, linkCreation, kt_h5p_default(), kt_h5p_default())
+        let dataset = H5Dcreate2(id, name, type, space, linkCreation, creation, kt_h5p_default())
         guard dataset >= 0 else { throw Self.writeError(path, "cannot create dataset '\(name)'") }
         defer { H5Dclose(dataset) }
         guard count > 0 else { return }

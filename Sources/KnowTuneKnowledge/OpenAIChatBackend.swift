@@ -78,14 +78,18 @@ public final class OpenAIChatBackend: ChatBackend, @unchecked Sendable {
         let url = request.url?.absoluteString ?? "?"
         if let error { throw KnowTuneError.requestFailed("\(url): \(error.localizedDescription)", retryable: true) }
         guard let response else { throw KnowTuneError.requestFailed("\(url): no HTTP response", retryable: true) }
-        let text = String(decoding: data ?? Data(), as: UTF8.self)
-        guard (200..<300).contains(response.statusCode) else {
-            let retryable = [408, 409, 425, 429].contains(response.statusCode) || response.statusCode >= 500
-            let message = "\(url): HTTP \(response.statusCode): \(text.prefix(200))"
+        return try Self.content(ofResponse: data ?? Data(), status: response.statusCode, url: url)
+    }
+
+    /// `choices[0].message.content` of a chat-completion response body, or the error its status or shape means.
+    public static func content(ofResponse body: Data, status: Int, url: String) throws -> String {
+        let text = String(decoding: body.prefix(400), as: UTF8.self)
+        guard (200..<300).contains(status) else {
+            let retryable = [408, 409, 425, 429].contains(status) || status >= 500
             // Other client errors (401 bad key, 404 wrong URL or model) will not improve with retries.
-            throw KnowTuneError.requestFailed(message, retryable: retryable)
+            throw KnowTuneError.requestFailed("\(url): HTTP \(status): \(text.prefix(200))", retryable: retryable)
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data ?? Data()) as? [String: Any],
+        guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
               let choices = object["choices"] as? [[String: Any]], let message = choices.first?["message"] as? [String: Any],
               let content = message["content"] as? String
         else { throw KnowTuneError.malformedReply("not a chat completion: \(text.prefix(200))") }

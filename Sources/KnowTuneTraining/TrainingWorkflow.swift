@@ -13,9 +13,10 @@ public enum TrainingWorkflow {
     /// Runs the stage of `arguments`, which `knowtune train` has resolved (`resolveDerivedDefaults`) and validated
     /// (`validate`, agreed on every rank) before calling: that one pass covers every workflow, predict included.
     public static func run(arguments: TrainingArguments, communicator: any Communicator, logger: RankLogger) throws {
-        let resumeFolder = try Consensus.runAgreed(communicator: communicator, operation: "output folder") {
+        let (resumeFolder, skipped) = try Consensus.runAgreed(communicator: communicator, operation: "output folder") {
             try prepareOutputFolder(arguments)
         }
+        for (folder, reason) in skipped { logger.warning("resume: skipping \(folder): \(reason)") }
         // The data and the step plan are checked with the tokenizer alone, before the weights load.
         let data = try Consensus.runAgreed(communicator: communicator, operation: "prepare data") { () -> PreparedData in
             let tokenizer = try TokenizerLoader.load(arguments.model.modelNameOrPath)
@@ -116,34 +117,46 @@ public enum TrainingWorkflow {
     // MARK: - Shared steps
 
     /// HF's rule: an output folder holding a previous run needs --overwrite_output_dir or --resume_from_checkpoint.
-    /// Returns the checkpoint folder to resume from, if any. Nothing is ever deleted here.
-    static func prepareOutputFolder(_ arguments: TrainingArguments) throws -> String? {
+    /// Returns the checkpoint folder to resume from, if any, and the newer ones skipped as damaged (with why); an
+    /// explicit checkpoint path that is damaged is an error. The output folder must be writable. Nothing is ever
+    /// deleted here.
+    static func prepareOutputFolder(_ arguments: TrainingArguments) throws -> (String?, [(String, String)]) {
         let directory = arguments.training.outputDir
         let fileManager = FileManager.default
         var resumeFolder: String?
+        var skipped: [(String, String)] = []
         if let resume = arguments.training.resumeFromCheckpoint, !["false", "False", "0"].contains(resume) {
             if ["latest", "true", "True", "1"].contains(resume) {
-                guard let latest = CheckpointLocator.latestComplete(in: directory) else {
-                    throw KnowTuneError.invalidConfiguration("--resume_from_checkpoint \(resume): no complete checkpoint-<step> in \(directory)")
+                let found = CheckpointLocator.latestComplete(in: directory)
+                skipped = found.skipped
+                guard let latest = found.folder else {
+                    let reasons = skipped.map { "\(($0.0 as NSString).lastPathComponent): \($0.1)" }.joined(separator: "; ")
+                    throw KnowTuneError.invalidConfiguration("--resume_from_checkpoint \(resume): no complete checkpoint-<step> in \(directory)"
+                                                             + (reasons.isEmpty ? "" : " (skipped \(reasons))"))
                 }
                 resumeFolder = latest
             } else {
                 guard fileManager.fileExists(atPath: resume) else {
                     throw KnowTuneError.fileUnreadable(path: resume, reason: "checkpoint folder not found")
                 }
+                if let damage = CheckpointLocator.damage(in: resume) {
+                    throw KnowTuneError.badFormat(path: resume, reason: "cannot resume from this checkpoint: \(damage)")
+                }
                 resumeFolder = resume
             }
-        } else if arguments.training.doTrain, let entries = try? fileManager.contentsOfDirectory(atPath: directory), !entries.isEmpty,
+        } else if arguments.training.doTrain, let entries = try? fileManager.contentsOfDirectory(atPath: directory),
+                  // Another rank's write probe is not a previous run.
+                  entries.contains(where: { !$0.hasPrefix(CheckpointLocator.writeProbePrefix) }),
                   !arguments.training.overwriteOutputDir {
             throw KnowTuneError.invalidConfiguration(
                 "Output directory (\(directory)) already exists and is not empty. Use --overwrite_output_dir to overcome, or --resume_from_checkpoint latest to continue.")
         }
-        try fileManager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try CheckpointLocator.checkWritable(directory)
         if arguments.training.doTrain, resumeFolder == nil {
             // A fresh run starts a fresh log (LLaMA-Factory removes it under overwrite_output_dir).
             try? fileManager.removeItem(atPath: (directory as NSString).appendingPathComponent("trainer_log.jsonl"))
         }
-        return resumeFolder
+        return (resumeFolder, skipped)
     }
 
     /// A new LoRA (PEFT init, same seed on every rank) or the continued last adapter, earlier ones merged.
@@ -181,11 +194,3 @@ public enum TrainingWorkflow {
     }
 }
 
-/// Finds checkpoints in an output folder.
-public enum CheckpointLocator {
-    public static func latestComplete(in directory: String) -> String? {
-        KnowTuneCheckpoint.CheckpointStore().latestComplete(in: directory)
-    }
-}
-
-import KnowTuneCheckpoint

@@ -1,7 +1,7 @@
 // Implements the tests of atomic, verified checkpoints: round trip of every value kind, corruption and truncation
-// reported with file and tensor, validation, leftover temporary files, and the newest intact checkpoint; does not
+// caught by the whole-file sidecar before libhdf5 opens the file and, behind it, by the dataset checksums and HDF5, validation, leftover temporary files, and the newest intact checkpoint; does not
 // crash a writer (CheckpointCrashTests does).
-import KnowTuneCheckpoint
+@testable import KnowTuneCheckpoint
 import KnowTuneTensor
 import XCTest
 
@@ -32,7 +32,8 @@ final class CheckpointStoreTests: XCTestCase {
         let checkpoint = folder.appending("checkpoint-10")
         let path = try store.write(contents, to: checkpoint)
         XCTAssertEqual(path, (checkpoint as NSString).appendingPathComponent("state.h5"))
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: checkpoint), ["state.h5"], "no temporary file left")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: checkpoint).sorted(), ["state.h5", "state.h5.fnv1a64"],
+                       "no temporary file left")
         XCTAssertEqual(try store.read(from: checkpoint), contents)
         // Writing again replaces the file atomically.
         let newer = sample(step: 11)
@@ -51,9 +52,16 @@ final class CheckpointStoreTests: XCTestCase {
         XCTAssertThrowsError(try store.read(from: checkpoint)) { error in
             guard case let .badFormat(errorPath, reason)? = error as? KnowTuneError else { return XCTFail("\(error)") }
             XCTAssertEqual(errorPath, path)
-            XCTAssertTrue(reason.hasPrefix("dataset 'adapter/layers.0.q_proj.lora_A.weight' is corrupt: checksum 0x"), reason)
+            XCTAssertTrue(reason.contains("whole-file checksum"), reason)
+            XCTAssertTrue(reason.hasSuffix("(damaged file); not opened"), reason)
         }
         XCTAssertNil(store.latestComplete(in: folder.path))
+        // Behind the sidecar (damage before it was computed), the dataset checksum names the tensor.
+        try rewriteSidecar(of: path)
+        XCTAssertThrowsError(try store.read(from: checkpoint)) { error in
+            guard case let .badFormat(_, reason)? = error as? KnowTuneError else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.hasPrefix("dataset 'adapter/layers.0.q_proj.lora_A.weight' is corrupt: checksum 0x"), reason)
+        }
     }
 
     func testTruncatedFileIsReportedClearly() throws {
@@ -64,9 +72,40 @@ final class CheckpointStoreTests: XCTestCase {
         XCTAssertThrowsError(try store.read(from: checkpoint)) { error in
             guard case let .badFormat(errorPath, reason)? = error as? KnowTuneError else { return XCTFail("\(error)") }
             XCTAssertEqual(errorPath, path)
+            XCTAssertEqual(reason, "is \(size / 2) bytes, but was written with \(size) (truncated or modified); not opened")
+        }
+        try rewriteSidecar(of: path)
+        XCTAssertThrowsError(try store.read(from: checkpoint)) { error in
+            guard case let .badFormat(_, reason)? = error as? KnowTuneError else { return XCTFail("\(error)") }
             XCTAssertTrue(reason.hasPrefix("not a readable HDF5 file (truncated or corrupt?): "), reason)
             XCTAssertTrue(reason.contains("truncated"), reason)
         }
+    }
+
+    func testMissingOrMalformedSidecarIsRefusedBeforeOpening() throws {
+        let checkpoint = folder.appending("checkpoint-1")
+        let path = try store.write(sample(), to: checkpoint)
+        let sidecar = path + ".fnv1a64"
+        XCTAssertEqual(try String(contentsOfFile: sidecar, encoding: .utf8),
+                       CheckpointStore.sidecarText(try CheckpointStore.digest(of: path)))
+        for (text, expected) in [("fnv1a64 0xzz bytes 10\n", "not a checksum sidecar"), ("", "not a checksum sidecar"),
+                                 ("fnv1a64 0x1 bytes 12 extra\n", "not a checksum sidecar")] {
+            try text.write(toFile: sidecar, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try store.read(from: checkpoint)) { XCTAssertTrue("\($0)".contains(expected), "\($0)") }
+        }
+        try FileManager.default.removeItem(atPath: sidecar)
+        XCTAssertThrowsError(try store.read(from: checkpoint)) { error in
+            XCTAssertTrue("\(error)".contains("no readable checksum sidecar state.h5.fnv1a64"), "\(error)")
+            XCTAssertTrue("\(error)".contains(path), "\(error)")
+        }
+        // Any bytes with a matching sidecar still reach only HDF5's own checks: an error, never a crash.
+        try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 37) }).write(to: URL(fileURLWithPath: path))
+        try rewriteSidecar(of: path)
+        XCTAssertThrowsError(try store.read(from: checkpoint))
+    }
+
+    private func rewriteSidecar(of path: String) throws {
+        try CheckpointStore.sidecarText(try CheckpointStore.digest(of: path)).write(toFile: path + ".fnv1a64", atomically: true, encoding: .utf8)
     }
 
     func testLatestCompleteSkipsTemporaryFilesAndBrokenCheckpoints() throws {
@@ -92,7 +131,7 @@ final class CheckpointStoreTests: XCTestCase {
         XCTAssertEqual(skipped, ["checkpoint-300", "checkpoint-200"])
         // The next write into the interrupted folder removes the stale temporary file.
         try store.write(sample(step: 300), to: interrupted)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: interrupted), ["state.h5"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: interrupted).sorted(), ["state.h5", "state.h5.fnv1a64"])
         XCTAssertEqual(store.latestComplete(in: folder.path), interrupted)
     }
 

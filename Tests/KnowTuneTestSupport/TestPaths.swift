@@ -10,6 +10,9 @@ public enum TestPaths {
 
     /// HF transformers + PEFT reference values for SmolLM2 (`Tests/Fixtures/golden`, made by its make_golden.py).
     public static let golden: URL = repositoryRoot.appendingPathComponent("Tests/Fixtures/golden")
+    /// Fuzz corpora: per target, the committed seeds (`seed-*`, made by `knowtune-fuzz seeds`) and every input a fuzz
+    /// run found crashing (`crash-*`), replayed by KnowTuneFuzzingTests.
+    public static let fuzzCorpora: URL = repositoryRoot.appendingPathComponent("Tests/Fixtures/fuzz")
 
     /// The SmolLM2 GGUF that `launch/fetch-model.sh` puts in `models/smollm2/`, or `KNOWTUNE_MODEL`.
     public static var smolLM2: String {

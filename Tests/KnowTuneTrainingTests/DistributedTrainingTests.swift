@@ -64,7 +64,7 @@ final class DistributedTrainingTests: XCTestCase {
     func testKillBetweenCheckpointFilesLeavesOnlyCompleteCheckpoints() throws {
         let reference = TrainingFixtures.outputDirectory("unit-reference")
         XCTAssertEqual(try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: reference)).status, 0)
-        let written = [["adapter_model.safetensors", "adapter_config.json"], ["state.h5"], ["trainer_state.json"]]
+        let written = [["adapter_model.safetensors", "adapter_config.json"], ["state.h5", "state.h5.fnv1a64"], ["trainer_state.json"]]
         for (index, part) in ["after-adapter", "after-state", "after-trainer-state"].enumerated() {
             let output = TrainingFixtures.outputDirectory("unit-\(part)")
             let killed = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: output),

@@ -22,6 +22,8 @@ unsigned kt_h5f_acc_excl(void);
 unsigned kt_h5f_acc_rdonly(void);
 unsigned kt_h5f_acc_rdwr(void);
 hid_t kt_h5p_link_create(void);
+hid_t kt_h5p_dataset_create(void);
+hid_t kt_h5p_file_create(void);
 H5F_libver_t kt_h5f_libver_latest(void);
 size_t kt_h5t_variable(void);
 // Silences HDF5's automatic error stack printing so that KnowTune reports errors once, itself.

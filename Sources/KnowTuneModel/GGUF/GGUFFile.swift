@@ -56,7 +56,8 @@ public final class GGUFFile {
         self.alignment = alignment
 
         var pending: [(String, [Int], GGUFTensorType, Int)] = []
-        pending.reserveCapacity(tensorCount)
+        // A count is only bounded by the file size; each tensor entry takes at least 32 bytes of it.
+        pending.reserveCapacity(min(tensorCount, (file.byteCount - reader.offset) / 32))
         for _ in 0..<tensorCount {
             let name = try reader.readString()
             let dimensionCount = Int(try reader.readUInt32())
@@ -161,6 +162,17 @@ struct GGUFByteReader {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// The fewest bytes a metadata value of `typeCode` takes in the file.
+    static func smallestEncoding(of typeCode: UInt32) -> Int {
+        switch typeCode {
+        case 0, 1, 7: return 1
+        case 2, 3: return 2
+        case 4, 5, 6: return 4
+        case 9: return 12
+        default: return 8
+        }
+    }
+
     mutating func readValue(typeCode: UInt32, depth: Int) throws -> GGUFValue {
         switch typeCode {
         case 0: return .uint8(try read(UInt8.self))
@@ -179,7 +191,8 @@ struct GGUFByteReader {
             let elementType = try readUInt32()
             let count = try readCount()
             var elements: [GGUFValue] = []
-            elements.reserveCapacity(count)
+            // Reserve only what the rest of the file can hold, so that a crafted count cannot size an allocation.
+            elements.reserveCapacity(min(count, (file.byteCount - offset) / Self.smallestEncoding(of: elementType)))
             for _ in 0..<count { elements.append(try readValue(typeCode: elementType, depth: depth + 1)) }
             return .array(elements)
         case 10: return .uint64(try read(UInt64.self))

@@ -1,5 +1,5 @@
-// Implements writing GGUF v3 files (ordered metadata of every value type, F32/F16 tensors, alignment padding),
-// for exported models and test fixtures; does not quantise.
+// Implements writing GGUF v3 files (ordered metadata of every value type, F32/F16 tensors from floats or any block
+// type from its raw bytes, alignment padding), for exported models and test fixtures; does not quantise.
 import Foundation
 import KnowTuneTensor
 
@@ -10,12 +10,38 @@ public struct GGUFWriter {
         public var dimensions: [Int]
         public var type: GGUFTensorType
         public var values: [Float]
+        /// The tensor's bytes as stored, for block types (already quantized elsewhere); `values` is then empty.
+        public var rawBytes: Data?
 
         public init(name: String, dimensions: [Int], type: GGUFTensorType = .f32, values: [Float]) {
             self.name = name
             self.dimensions = dimensions
             self.type = type
             self.values = values
+        }
+
+        public init(name: String, dimensions: [Int], type: GGUFTensorType, rawBytes: Data) {
+            self.init(name: name, dimensions: dimensions, type: type, values: [])
+            self.rawBytes = rawBytes
+        }
+
+        /// The bytes this tensor takes in the file, before padding.
+        func byteCount() throws -> Int {
+            let elements = dimensions.reduce(1, *)
+            if let rawBytes {
+                guard let geometry = type.blockGeometry, elements % geometry.elements == 0,
+                      rawBytes.count == elements / geometry.elements * geometry.bytes else {
+                    throw KnowTuneError.invalidInput("tensor \(name): \(rawBytes.count) bytes do not hold \(dimensions) elements of \(type.name)")
+                }
+                return rawBytes.count
+            }
+            guard type == .f32 || type == .f16 else {
+                throw KnowTuneError.unsupported(what: "writing GGUF tensor type \(type.name) from floats", supported: "F32, F16")
+            }
+            guard elements == values.count else {
+                throw KnowTuneError.invalidInput("tensor \(name): dimensions \(dimensions) do not match \(values.count) values")
+            }
+            return values.count * (type == .f32 ? 4 : 2)
         }
     }
 
@@ -97,14 +123,8 @@ public struct GGUFWriter {
         var offsets: [Int] = []
         var cursor = 0
         for tensor in tensors {
-            guard tensor.type == .f32 || tensor.type == .f16 else {
-                throw KnowTuneError.unsupported(what: "writing GGUF tensor type \(tensor.type.name)", supported: "F32, F16")
-            }
-            guard tensor.dimensions.reduce(1, *) == tensor.values.count else {
-                throw KnowTuneError.invalidInput("tensor \(tensor.name): dimensions \(tensor.dimensions) do not match \(tensor.values.count) values")
-            }
             offsets.append(cursor)
-            cursor += (tensor.values.count * (tensor.type == .f32 ? 4 : 2) + alignment - 1) / alignment * alignment
+            cursor += (try tensor.byteCount() + alignment - 1) / alignment * alignment
         }
         for (tensor, offset) in zip(tensors, offsets) {
             Self.append(tensor.name, to: &data)
@@ -116,7 +136,9 @@ public struct GGUFWriter {
         while data.count % alignment != 0 { data.append(0) }
         for tensor in tensors {
             let start = data.count
-            if tensor.type == .f32 {
+            if let raw = tensor.rawBytes {
+                data.append(raw)
+            } else if tensor.type == .f32 {
                 tensor.values.withUnsafeBytes { data.append(contentsOf: $0) }
             } else {
                 for value in tensor.values { Self.append(HalfPrecision.halfBits(from: value), to: &data) }

@@ -49,43 +49,68 @@ public enum GGUFModelLoader {
         }
     }
 
-    /// Dequantises every tensor into a new LlamaWeights.
-    public static func weights(of file: GGUFFile, configuration c: LlamaConfiguration) throws -> LlamaWeights {
-        let weights = LlamaWeights(configuration: c)
-        func load(_ name: String, rows: Int, columns: Int, into destination: UnsafeMutablePointer<Float>,
-                  unpermuteHeads: Int? = nil) throws {
-            let info = try file.tensor(named: name)
-            let expected = columns == 1 ? [rows] : [columns, rows]
-            guard info.dimensions == expected else {
-                throw KnowTuneError.badFormat(path: file.path, reason: "tensor \(name) has shape \(info.dimensions), expected \(expected)")
-            }
-            guard let heads = unpermuteHeads else {
-                try GGUFDequantizer.dequantise(info, in: file, into: destination)
-                return
-            }
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: rows * columns)
-            defer { scratch.deallocate() }
-            try GGUFDequantizer.dequantise(info, in: file, into: scratch)
-            unpermuteRotaryRows(from: scratch, into: destination, rows: rows, columns: columns, heads: heads)
-        }
-        try load("token_embd.weight", rows: c.vocabularySize, columns: c.hiddenSize, into: weights.embedding)
-        try load("output_norm.weight", rows: c.hiddenSize, columns: 1, into: weights.finalNorm)
+    /// One tensor the model reads: its GGUF name, HF shape, rotary heads to un-permute, and where it goes.
+    private struct TensorSlot {
+        let name: String
+        let rows: Int
+        let columns: Int
+        var unpermuteHeads: Int?
+        let destination: (LlamaWeights) -> UnsafeMutablePointer<Float>
+
+        /// ggml order: a [out, in] matrix is stored as [in, out].
+        var ggufShape: [Int] { columns == 1 ? [rows] : [columns, rows] }
+    }
+
+    private static func slots(_ c: LlamaConfiguration) -> [TensorSlot] {
+        var slots = [
+            TensorSlot(name: "token_embd.weight", rows: c.vocabularySize, columns: c.hiddenSize, destination: { $0.embedding }),
+            TensorSlot(name: "output_norm.weight", rows: c.hiddenSize, columns: 1, destination: { $0.finalNorm }),
+        ]
         if !c.tieWordEmbeddings {
-            try load("output.weight", rows: c.vocabularySize, columns: c.hiddenSize, into: weights.lmHead)
+            slots.append(TensorSlot(name: "output.weight", rows: c.vocabularySize, columns: c.hiddenSize, destination: { $0.lmHead }))
         }
         let ggufNames: [ProjectionKind: String] = [
             .query: "attn_q", .key: "attn_k", .value: "attn_v", .output: "attn_output",
             .gate: "ffn_gate", .up: "ffn_up", .down: "ffn_down",
         ]
         for layer in 0..<c.layerCount {
-            try load("blk.\(layer).attn_norm.weight", rows: c.hiddenSize, columns: 1, into: weights.attentionNorm(layer))
-            try load("blk.\(layer).ffn_norm.weight", rows: c.hiddenSize, columns: 1, into: weights.feedForwardNorm(layer))
+            slots.append(TensorSlot(name: "blk.\(layer).attn_norm.weight", rows: c.hiddenSize, columns: 1,
+                                    destination: { $0.attentionNorm(layer) }))
+            slots.append(TensorSlot(name: "blk.\(layer).ffn_norm.weight", rows: c.hiddenSize, columns: 1,
+                                    destination: { $0.feedForwardNorm(layer) }))
             for kind in ProjectionKind.allCases {
                 let (outFeatures, inFeatures) = kind.shape(c)
-                let heads: Int? = kind == .query ? c.headCount : (kind == .key ? c.kvHeadCount : nil)
-                try load("blk.\(layer).\(ggufNames[kind] ?? "?").weight", rows: outFeatures, columns: inFeatures,
-                         into: weights.projection(layer, kind), unpermuteHeads: heads)
+                slots.append(TensorSlot(name: "blk.\(layer).\(ggufNames[kind] ?? "?").weight", rows: outFeatures, columns: inFeatures,
+                                        unpermuteHeads: kind == .query ? c.headCount : (kind == .key ? c.kvHeadCount : nil),
+                                        destination: { $0.projection(layer, kind) }))
             }
+        }
+        return slots
+    }
+
+    /// Dequantises every tensor into a new LlamaWeights. Every tensor's presence and shape is checked against the
+    /// file's tensor table before the weights are allocated, so a damaged or crafted header cannot size an
+    /// allocation beyond what the file holds (GGUFFile checked that each tensor's bytes lie inside the file).
+    public static func weights(of file: GGUFFile, configuration c: LlamaConfiguration) throws -> LlamaWeights {
+        let slots = slots(c)
+        for slot in slots {
+            let info = try file.tensor(named: slot.name)
+            guard info.dimensions == slot.ggufShape else {
+                throw KnowTuneError.badFormat(path: file.path, reason: "tensor \(slot.name) has shape \(info.dimensions), expected \(slot.ggufShape)")
+            }
+        }
+        let weights = LlamaWeights(configuration: c)
+        for slot in slots {
+            let info = try file.tensor(named: slot.name)
+            let destination = slot.destination(weights)
+            guard let heads = slot.unpermuteHeads else {
+                try GGUFDequantizer.dequantise(info, in: file, into: destination)
+                continue
+            }
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: slot.rows * slot.columns)
+            defer { scratch.deallocate() }
+            try GGUFDequantizer.dequantise(info, in: file, into: scratch)
+            unpermuteRotaryRows(from: scratch, into: destination, rows: slot.rows, columns: slot.columns, heads: heads)
         }
         return weights
     }
