@@ -1,6 +1,6 @@
 // Implements the launch tests' use of the repository's launch lab (launch/lab/): the Debian packages it needs, a
 // real single-node Slurm and network-namespace "hosts" started and stopped idempotently, Slurm job submission and
-// waiting, and a process that runs in the background (to kill one of its ranks); does not skip: a missing lab,
+// waiting; does not skip: a missing lab,
 // package or daemon fails the test.
 import Foundation
 import KnowTuneTestSupport
@@ -185,79 +185,4 @@ enum LaunchLab {
         _ = try? shell("cd '\(tools)' && ./hosts.sh stop", timeout: 60, "hosts.sh stop")
         hostsConfiguration = nil
     }
-}
-
-/// A process started in the background, its output going to files (for the rank-death tests).
-final class BackgroundProcess {
-    let process = Process()
-    private let folder: URL
-    private let outputURL: URL
-    private let errorURL: URL
-
-    init(_ executable: String, _ arguments: [String], environment: [String: String]) throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("knowtune-launch-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        outputURL = folder.appendingPathComponent("stdout")
-        errorURL = folder.appendingPathComponent("stderr")
-        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        process.standardOutput = try FileHandle(forWritingTo: outputURL)
-        process.standardError = try FileHandle(forWritingTo: errorURL)
-        try process.run()
-    }
-
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        try? FileManager.default.removeItem(at: folder)
-    }
-
-    /// Waits at most `timeout` seconds; kills the process (and fails) if it is still running then.
-    func wait(timeout: TimeInterval) -> (status: Int32, output: String, timedOut: Bool) {
-        let start = Date()
-        var timedOut = false
-        while process.isRunning {
-            if Date().timeIntervalSince(start) > timeout {
-                timedOut = true
-                process.terminate()
-                usleep(2_000_000)
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                break
-            }
-            usleep(20_000)
-        }
-        process.waitUntilExit()
-        let output = ((try? String(contentsOf: outputURL, encoding: .utf8)) ?? "")
-            + ((try? String(contentsOf: errorURL, encoding: .utf8)) ?? "")
-        return (process.terminationStatus, output, timedOut)
-    }
-}
-
-/// Process ids of the running `knowtune` ranks whose command line mentions `marker` (a unique output folder) and
-/// whose environment says they are rank `rank` (Open MPI's OMPI_COMM_WORLD_RANK, or PMIX_RANK under srun).
-func rankProcesses(marker: String, rank: Int) -> [pid_t] {
-    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
-    var found: [pid_t] = []
-    for entry in entries {
-        guard let pid = pid_t(entry),
-              let commandLine = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")) else { continue }
-        let words = commandLine.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-        guard let program = words.first, program.hasSuffix("/knowtune"), words.contains(marker),
-              let environ = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ")) else { continue }
-        let variables = Set(environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) })
-        if variables.contains("OMPI_COMM_WORLD_RANK=\(rank)") || variables.contains("PMIX_RANK=\(rank)") { found.append(pid) }
-    }
-    return found
-}
-
-/// The highest step among `folder`'s complete checkpoints (checkpoint-<step>/state.h5, published by rename).
-func latestCompleteCheckpoint(in folder: String) -> Int? {
-    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return nil }
-    return entries.compactMap { name -> Int? in
-        guard name.hasPrefix("checkpoint-"), let step = Int(name.dropFirst("checkpoint-".count)),
-              FileManager.default.fileExists(atPath: "\(folder)/\(name)/state.h5") else { return nil }
-        return step
-    }.max()
 }
