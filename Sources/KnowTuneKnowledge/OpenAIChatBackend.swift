@@ -21,9 +21,14 @@ public struct ChatEndpoint: Sendable {
     public var timeout: TimeInterval
     public var temperature: Double
     public var maxTokens: Int
+    /// 16 MiB: a chat completion of a few thousand tokens is a few KiB.
+    public static let defaultMaxReplyBytes = 16 << 20
+    /// The largest reply body read; a longer one is cut off and refused (a misbehaving endpoint cannot exhaust memory).
+    public var maxReplyBytes: Int
 
     public init(baseURL: URL, model: String, apiKey: String? = nil, attempts: Int = 4, backoff: TimeInterval = 1,
-                timeout: TimeInterval = 120, temperature: Double = 0, maxTokens: Int = 1024) {
+                timeout: TimeInterval = 120, temperature: Double = 0, maxTokens: Int = 1024,
+                maxReplyBytes: Int = ChatEndpoint.defaultMaxReplyBytes) {
         self.baseURL = baseURL
         self.model = model
         self.apiKey = apiKey
@@ -32,12 +37,14 @@ public struct ChatEndpoint: Sendable {
         self.timeout = timeout
         self.temperature = temperature
         self.maxTokens = maxTokens
+        self.maxReplyBytes = maxReplyBytes
     }
 }
 
 public final class OpenAIChatBackend: ChatBackend, @unchecked Sendable {
     public let endpoint: ChatEndpoint
     private let session: URLSession
+    private let collector: BoundedReplies
 
     public var identity: String {
         "openai model=\(endpoint.model) url=\(endpoint.baseURL.absoluteString) temperature=\(endpoint.temperature) max_tokens=\(endpoint.maxTokens)"
@@ -51,8 +58,11 @@ public final class OpenAIChatBackend: ChatBackend, @unchecked Sendable {
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = endpoint.timeout
         configuration.timeoutIntervalForResource = endpoint.timeout
-        session = URLSession(configuration: configuration)
+        collector = BoundedReplies(limit: endpoint.maxReplyBytes)
+        session = URLSession(configuration: configuration, delegate: collector, delegateQueue: nil)
     }
+
+    deinit { session.invalidateAndCancel() }
 
     /// One chat-completion request; returns `choices[0].message.content`.
     public func complete(system: String, user: String) throws -> String {
@@ -66,19 +76,19 @@ public final class OpenAIChatBackend: ChatBackend, @unchecked Sendable {
         ]
         request.httpBody = try JSONSerialization.data(withJSONObject: body)
 
-        let done = DispatchSemaphore(value: 0)
-        let box = ResponseBox()
-        let task = session.dataTask(with: request) { data, response, error in
-            box.set(data, response as? HTTPURLResponse, error)
-            done.signal()
-        }
+        let task = session.dataTask(with: request)
+        let reply = collector.expect(task)
         task.resume()
-        done.wait()
-        let (data, response, error) = box.get()
+        reply.done.wait()
         let url = request.url?.absoluteString ?? "?"
+        let (data, response, error, overflowed) = reply.result()
+        if overflowed {
+            throw KnowTuneError.requestFailed("\(url): the reply is longer than \(endpoint.maxReplyBytes) bytes "
+                                              + "(--teacher_max_reply_bytes); not read further", retryable: false)
+        }
         if let error { throw KnowTuneError.requestFailed("\(url): \(error.localizedDescription)", retryable: true) }
         guard let response else { throw KnowTuneError.requestFailed("\(url): no HTTP response", retryable: true) }
-        return try Self.content(ofResponse: data ?? Data(), status: response.statusCode, url: url)
+        return try Self.content(ofResponse: data, status: response.statusCode, url: url)
     }
 
     /// `choices[0].message.content` of a chat-completion response body, or the error its status or shape means.
@@ -97,22 +107,77 @@ public final class OpenAIChatBackend: ChatBackend, @unchecked Sendable {
     }
 }
 
-/// The completion handler's results, handed to the waiting thread.
-private final class ResponseBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data: Data?
-    private var response: HTTPURLResponse?
-    private var error: Error?
+/// Collects each task's reply body up to a byte limit, cancelling a task whose body grows past it, and hands the
+/// result to the thread waiting for that task.
+private final class BoundedReplies: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    final class Reply: @unchecked Sendable {
+        let done = DispatchSemaphore(value: 0)
+        fileprivate var data = Data()
+        fileprivate var response: HTTPURLResponse?
+        fileprivate var error: Error?
+        fileprivate var overflowed = false
+        private let lock = NSLock()
 
-    func set(_ data: Data?, _ response: HTTPURLResponse?, _ error: Error?) {
-        lock.lock()
-        defer { lock.unlock() }
-        (self.data, self.response, self.error) = (data, response, error)
+        fileprivate func update(_ change: (Reply) -> Void) {
+            lock.lock()
+            defer { lock.unlock() }
+            change(self)
+        }
+
+        func result() -> (Data, HTTPURLResponse?, Error?, Bool) {
+            lock.lock()
+            defer { lock.unlock() }
+            return (data, response, error, overflowed)
+        }
     }
 
-    func get() -> (Data?, HTTPURLResponse?, Error?) {
+    let limit: Int
+    private let lock = NSLock()
+    private var replies: [Int: Reply] = [:]
+
+    init(limit: Int) { self.limit = limit }
+
+    func expect(_ task: URLSessionTask) -> Reply {
+        let reply = Reply()
+        lock.lock()
+        replies[task.taskIdentifier] = reply
+        lock.unlock()
+        return reply
+    }
+
+    private func reply(_ task: URLSessionTask) -> Reply? {
         lock.lock()
         defer { lock.unlock() }
-        return (data, response, error)
+        return replies[task.taskIdentifier]
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        reply(dataTask)?.update { $0.response = response as? HTTPURLResponse }
+        completionHandler(.allow)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        guard let reply = reply(dataTask) else { return }
+        var cancel = false
+        reply.update { reply in
+            guard !reply.overflowed else { return }
+            if reply.data.count + data.count > limit {
+                reply.overflowed = true
+                reply.data = Data()
+                cancel = true
+            } else {
+                reply.data.append(data)
+            }
+        }
+        if cancel { dataTask.cancel() }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+        lock.lock()
+        let reply = replies.removeValue(forKey: task.taskIdentifier)
+        lock.unlock()
+        reply?.update { $0.error = error }
+        reply?.done.signal()
     }
 }

@@ -51,9 +51,12 @@ public enum CheckpointLocator {
             throw KnowTuneError.fileUnreadable(path: directory, reason: "cannot create the output folder: \(error.localizedDescription)")
         }
         let probe = (directory as NSString).appendingPathComponent(writeProbePrefix + "\(getpid())")
-        guard FileManager.default.createFile(atPath: probe, contents: Data("probe".utf8)) else {
+        // A plain create (FileManager writes through a temporary name, which other ranks would see as a previous run).
+        let descriptor = open(probe, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
+        guard descriptor >= 0 else {
             throw KnowTuneError.fileUnreadable(path: directory, reason: "cannot write into the output folder (\(String(cString: strerror(errno))))")
         }
-        try? FileManager.default.removeItem(atPath: probe)
+        close(descriptor)
+        unlink(probe)
     }
 }

@@ -40,12 +40,16 @@ struct TeacherOptions: ParsableArguments {
     @Option(name: .customLong("teacher_timeout"), help: "Seconds one teacher request may take.")
     var teacherTimeout = 120.0
 
+    @Option(name: .customLong("teacher_max_reply_bytes"), help: "--teacher openai: the largest reply body read; a longer one stops the build (partial results are kept).")
+    var teacherMaxReplyBytes = ChatEndpoint.defaultMaxReplyBytes
+
     @Option(name: .customLong("teacher_concurrency"), help: "Teacher requests in flight per rank (build-kc; build-ka scores with the model one record at a time).")
     var teacherConcurrency = 4
 
     func validate() throws {
-        guard teacherRetries >= 0, teacherBackoff >= 0, teacherTimeout > 0, teacherConcurrency >= 1, teacherMaxNewTokens >= 1 else {
-            throw ValidationError("--teacher_retries and --teacher_backoff must be ≥ 0, --teacher_timeout > 0, --teacher_concurrency and --teacher_max_new_tokens ≥ 1")
+        guard teacherRetries >= 0, teacherBackoff >= 0, teacherTimeout > 0, teacherConcurrency >= 1, teacherMaxNewTokens >= 1,
+              teacherMaxReplyBytes >= 1024 else {
+            throw ValidationError("--teacher_retries and --teacher_backoff must be ≥ 0, --teacher_timeout > 0, --teacher_concurrency and --teacher_max_new_tokens ≥ 1, --teacher_max_reply_bytes ≥ 1024")
         }
         if try TeacherKind.named(teacher) == .openai {
             guard openAIModel != nil else { throw ValidationError("--teacher openai needs --openai_model") }
@@ -66,7 +70,8 @@ struct TeacherOptions: ParsableArguments {
             }
             let key = ProcessInfo.processInfo.environment[openAIKeyVariable]
             return OpenAIChatBackend(endpoint: ChatEndpoint(baseURL: url, model: model, apiKey: key, attempts: teacherRetries + 1,
-                                                            backoff: teacherBackoff, timeout: teacherTimeout))
+                                                            backoff: teacherBackoff, timeout: teacherTimeout,
+                                                            maxReplyBytes: teacherMaxReplyBytes))
         case .local:
             return try LocalChatBackend(model: try ModelLoader.load(teacherModelPath), templateName: teacherTemplate,
                                         maxNewTokens: teacherMaxNewTokens)

@@ -11,7 +11,23 @@ final class StubChatServer: @unchecked Sendable {
         case proseRevisions
         /// HTTP 503 for every request.
         case unavailable
+        /// HTTP 500 for every request.
+        case serverError
+        /// Never answers (until the client gives up).
+        case hang
+        /// Announces a body, sends part of it and closes the connection.
+        case closeMidBody
+        /// 200 with a body that is not JSON.
+        case invalidJSON
+        /// 200 with a chat completion cut in the middle (Content-Length matching the cut).
+        case truncatedJSON
+        /// 200 with a 100 MB body, sent until the client stops reading.
+        case huge
     }
+
+    /// Bytes of the reply bodies written to clients (the `huge` mode stops when the client hangs up).
+    var bodyBytesSent: Int { locked { _bodyBytesSent } }
+    private var _bodyBytesSent = 0
 
     private let lock = NSLock()
     private var listener: Int32 = -1
@@ -97,16 +113,47 @@ final class StubChatServer: @unchecked Sendable {
         defer { close(connection) }
         guard let body = readRequestBody(connection) else { return }
         let (status, reply) = respond(to: body)
-        let bytes = Array(reply.utf8)
+        var bytes = Array(reply.utf8)
+        var announced = bytes.count
+        switch mode {
+        case .hang:
+            Thread.sleep(forTimeInterval: 30)
+            return
+        case .closeMidBody:
+            announced = bytes.count + 1000
+        case .invalidJSON:
+            bytes = Array("<html>502 Bad Gateway</html>".utf8)
+            announced = bytes.count
+        case .truncatedJSON:
+            bytes = Array(bytes.prefix(bytes.count / 2))
+            announced = bytes.count
+        case .huge:
+            announced = 100_000_000
+        default:
+            break
+        }
         let head = "HTTP/1.1 \(status) \(status == 200 ? "OK" : "Error")\r\nContent-Type: application/json\r\n"
-            + "Content-Length: \(bytes.count)\r\nConnection: close\r\n\r\n"
-        let data = Array(head.utf8) + bytes
+            + "Content-Length: \(announced)\r\nConnection: close\r\n\r\n"
+        guard send(Array(head.utf8), to: connection) else { return }
+        if mode == .huge {
+            let block = [UInt8](repeating: UInt8(ascii: "a"), count: 1 << 16)
+            var sent = 0
+            while sent < announced, send(block, to: connection) { sent += block.count }
+            return
+        }
+        _ = send(bytes, to: connection)
+    }
+
+    /// Writes all of `data` (no SIGPIPE when the client has gone); false once the client stops reading.
+    private func send(_ data: [UInt8], to connection: Int32) -> Bool {
         var offset = 0
         while offset < data.count {
-            let written = data[offset...].withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }
-            if written <= 0 { return }
+            let written = data[offset...].withUnsafeBytes { Glibc.send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if written <= 0 { return false }
             offset += written
+            locked { _bodyBytesSent += written }
         }
+        return true
     }
 
     private func readRequestBody(_ connection: Int32) -> Data? {
@@ -153,6 +200,7 @@ final class StubChatServer: @unchecked Sendable {
         defer { locked { _inFlight -= 1 } }
         if delay > 0 { Thread.sleep(forTimeInterval: delay) }
         if fail || mode == .unavailable { return (503, "{\"error\": \"overloaded\"}") }
+        if mode == .serverError { return (500, "{\"error\": \"internal\"}") }
         guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
               let messages = object["messages"] as? [[String: Any]], let prompt = messages.last?["content"] as? String else {
             return (400, "{\"error\": \"bad request\"}")
