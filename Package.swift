@@ -4,7 +4,8 @@
 // → KnowTuneData → KnowTuneDistributed (on Model: collectives, node-shared weights, batch sharding) and
 // KnowTuneCheckpoint (on Tensor) → KnowTuneTraining (the loop and its objectives; on Data, Distributed, Checkpoint);
 // KnowTuneGeneration (on Data) and KnowTuneEvaluation (on Tensor, for its errors) → KnowTunePrediction (on Generation, Evaluation,
-// Distributed; not on Training) and KnowTuneKnowledge → executables.
+// Distributed; not on Training) and KnowTuneKnowledge → KnowTuneFuzzing (fuzz targets of every outside-data parser)
+// → executables.
 import PackageDescription
 
 // Numeric kernels live behind unsafe pointers; -Ounchecked drops the remaining overflow traps there.

@@ -31,5 +31,6 @@ PY
     verify "$work/$gguf_name" || { echo "fetch-model: checksum mismatch for $gguf_name" >&2; exit 1; }
     mv "$work/$gguf_name" "$cache_dir/$gguf_name"
 fi
-ln -sfn "$cache_dir/$gguf_name" "$target_dir/$gguf_name"
+# Relinked only when it points elsewhere, so that the link's own time stays as it was.
+[ "$(readlink "$target_dir/$gguf_name" || true)" = "$cache_dir/$gguf_name" ] || ln -sfn "$cache_dir/$gguf_name" "$target_dir/$gguf_name"
 echo "fetch-model: $target_dir/$gguf_name -> $cache_dir/$gguf_name" >&2

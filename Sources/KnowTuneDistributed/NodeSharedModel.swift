@@ -21,20 +21,20 @@ public enum NodeSharedModel {
 
     /// A stable key for the model's weights as they are on disk now.
     static func key(of description: ModelDescription) throws -> String {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        func mix(_ text: String) {
-            for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
-        }
+        var hash = FNV1a64()
+        func mix(_ text: String) { for byte in text.utf8 { hash.combine(byte: byte) } }
         mix(formatVersion)
         for file in description.weightFiles {
-            let attributes = try FileManager.default.attributesOfItem(atPath: file)
-            mix((file as NSString).resolvingSymlinksInPath)
+            // The file behind a symlink: relinking the same file (launch/fetch-model.sh does) keeps the entry.
+            let resolved = (file as NSString).resolvingSymlinksInPath
+            let attributes = try FileManager.default.attributesOfItem(atPath: resolved)
+            mix(resolved)
             mix("\(attributes[.size] ?? 0)|\((attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)")
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         mix(String(decoding: try encoder.encode(description.configuration), as: UTF8.self))
-        return String(format: "%016llx", hash)
+        return String(format: "%016llx", hash.value)
     }
 
     /// The extension of an entry's flat file in `precision` (`<key>.f32`, `.bf16`, `.f16`).

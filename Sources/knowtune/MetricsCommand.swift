@@ -1,8 +1,10 @@
 // Implements `knowtune metrics`: LLaMA-Factory's BLEU-4 / ROUGE (+ METEOR) recomputed from a predictions file,
-// printed as one JSON object on stdout; bad lines are skipped with one warning.
+// printed as one JSON object on stdout; bad lines are skipped with one warning, a file without a usable line is an
+// error naming it.
 import ArgumentParser
 import Foundation
 import KnowTuneEvaluation
+import KnowTuneTensor
 
 struct MetricsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,6 +18,9 @@ struct MetricsCommand: ParsableCommand {
             if file.skippedLineCount > 0 {
                 let first = file.skipped.prefix(3).map { "\($0)" }.joined(separator: "; ")
                 logToStandardError("knowtune: warning: skipped \(file.skippedLineCount) bad line(s) in \(path): \(first)")
+            }
+            guard !file.records.isEmpty else {
+                throw KnowTuneError.badFormat(path: path, reason: "no usable predictions (\(file.skippedLineCount) bad line(s))")
             }
             let metrics = try PredictionMetrics.evaluate(file.records, scorer: PredictionScorer())
             let encoder = JSONEncoder()

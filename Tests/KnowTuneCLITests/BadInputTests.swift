@@ -6,19 +6,6 @@ import XCTest
 @testable import KnowTuneModel
 
 final class BadInputTests: XCTestCase {
-    /// Runs on two ranks and checks the failure contract; returns stderr.
-    @discardableResult
-    private func expectFailure(_ arguments: [String], message: String, ranks: Int = 2,
-                               file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let result = try KnowTuneRunner.run(arguments, ranks: ranks, timeout: 60, file: file, line: line)
-        XCTAssertNotEqual(result.status, 0, "must fail: \(result.standardError)", file: file, line: line)
-        XCTAssertLessThan(result.seconds, 30, "must not hang", file: file, line: line)
-        let occurrences = result.standardError.components(separatedBy: message).count - 1
-        XCTAssertEqual(occurrences, 1, "expected '\(message)' exactly once in:\n\(result.standardError)", file: file, line: line)
-        XCTAssertFalse(result.standardError.contains("Fatal error"), "no crash", file: file, line: line)
-        return result.standardError
-    }
-
     private func arguments(_ name: String, _ replacing: [String: String] = [:], extra: [String] = []) throws -> [String] {
         var list = try TrainingFixtures.trainArguments(output: TrainingFixtures.outputDirectory(name), extra: extra)
         for (key, value) in replacing {
@@ -28,27 +15,27 @@ final class BadInputTests: XCTestCase {
     }
 
     func testUnknownDatasetName() throws {
-        try expectFailure(try arguments("unknown-dataset", ["--dataset": "nope"]), message: "dataset 'nope' is not in")
+        try KnowTuneRunner.expectFailure(try arguments("unknown-dataset", ["--dataset": "nope"]), message: "dataset 'nope' is not in")
     }
 
     func testMissingDataFile() throws {
-        try expectFailure(try arguments("missing-file", ["--dataset": "missing_file"]), message: "data file of dataset 'missing_file' is missing")
+        try KnowTuneRunner.expectFailure(try arguments("missing-file", ["--dataset": "missing_file"]), message: "data file of dataset 'missing_file' is missing")
     }
 
     func testMalformedJSON() throws {
-        try expectFailure(try arguments("malformed", ["--dataset": "malformed"]), message: "malformed JSON")
+        try KnowTuneRunner.expectFailure(try arguments("malformed", ["--dataset": "malformed"]), message: "malformed JSON")
     }
 
     func testRecordMissingItsColumns() throws {
-        try expectFailure(try arguments("wrong-columns", ["--dataset": "wrong_columns"]), message: "has no 'instruction' column")
+        try KnowTuneRunner.expectFailure(try arguments("wrong-columns", ["--dataset": "wrong_columns"]), message: "has no 'instruction' column")
     }
 
     func testUnknownFlagIsAnError() throws {
-        try expectFailure(try arguments("unknown-flag", extra: ["--lora_ranks", "4"]), message: "unknown argument --lora_ranks")
+        try KnowTuneRunner.expectFailure(try arguments("unknown-flag", extra: ["--lora_ranks", "4"]), message: "unknown argument --lora_ranks")
     }
 
     func testModelPathMissing() throws {
-        try expectFailure(try arguments("no-model", ["--model_name_or_path": "/nonexistent/model"]), message: "no such file or directory")
+        try KnowTuneRunner.expectFailure(try arguments("no-model", ["--model_name_or_path": "/nonexistent/model"]), message: "no such file or directory")
     }
 
     func testNaNLossStopsEveryRank() throws {
@@ -65,7 +52,7 @@ final class BadInputTests: XCTestCase {
             }
             try SafeTensorsWriter.write(buffers, to: source + "/adapter_model.safetensors")
         }
-        try expectFailure(try arguments("nan", extra: ["--adapter_name_or_path", source]), message: "numerical error")
+        try KnowTuneRunner.expectFailure(try arguments("nan", extra: ["--adapter_name_or_path", source]), message: "numerical error")
     }
 
     func testPreviousRunIsNotOverwrittenWithoutPermission() throws {
@@ -73,7 +60,7 @@ final class BadInputTests: XCTestCase {
         let first = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: output, extra: ["--max_steps", "2"]))
         XCTAssertEqual(first.status, 0, first.standardError)
         let before = try Data(contentsOf: URL(fileURLWithPath: output + "/checkpoint-2/state.h5"))
-        try expectFailure(try TrainingFixtures.trainArguments(output: output), message: "already exists and is not empty")
+        try KnowTuneRunner.expectFailure(try TrainingFixtures.trainArguments(output: output), message: "already exists and is not empty")
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: output + "/checkpoint-2/state.h5")), before)
     }
 
@@ -86,12 +73,12 @@ final class BadInputTests: XCTestCase {
         let resume = ["--resume_from_checkpoint", output + "/checkpoint-4"]
 
         // Another world size, another LoRA configuration, another model.
-        try expectFailure(try TrainingFixtures.trainArguments(output: output, extra: resume), message: "written by 1 rank(s)")
-        try expectFailure(try TrainingFixtures.trainArguments(output: output, extra: resume + ["--lora_rank", "4"]),
+        try KnowTuneRunner.expectFailure(try TrainingFixtures.trainArguments(output: output, extra: resume), message: "written by 1 rank(s)")
+        try KnowTuneRunner.expectFailure(try TrainingFixtures.trainArguments(output: output, extra: resume + ["--lora_rank", "4"]),
                           message: "LoRA of another configuration", ranks: 1)
         var otherModel = try TrainingFixtures.trainArguments(output: output, extra: resume)
         if let index = otherModel.firstIndex(of: "--model_name_or_path") { otherModel[index + 1] = TestPaths.smolLM2 }
-        try expectFailure(otherModel, message: "was written for another model", ranks: 1)
+        try KnowTuneRunner.expectFailure(otherModel, message: "was written for another model", ranks: 1)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: state)), intact, "refusals leave the checkpoint untouched")
 
         // A corrupt copy (one flipped byte in the tensor data) and a truncated copy.
@@ -100,10 +87,10 @@ final class BadInputTests: XCTestCase {
         var bytes = intact
         bytes[bytes.count / 2] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: corrupt + "/state.h5"))
-        try expectFailure(try TrainingFixtures.trainArguments(output: output, extra: ["--resume_from_checkpoint", corrupt]),
+        try KnowTuneRunner.expectFailure(try TrainingFixtures.trainArguments(output: output, extra: ["--resume_from_checkpoint", corrupt]),
                           message: corrupt, ranks: 1)
         try intact.prefix(intact.count / 3).write(to: URL(fileURLWithPath: corrupt + "/state.h5"))
-        try expectFailure(try TrainingFixtures.trainArguments(output: output, extra: ["--resume_from_checkpoint", corrupt]),
+        try KnowTuneRunner.expectFailure(try TrainingFixtures.trainArguments(output: output, extra: ["--resume_from_checkpoint", corrupt]),
                           message: corrupt, ranks: 1)
         // `latest` skips the damaged folder and resumes from the intact one.
         let resumed = try KnowTuneRunner.run(try TrainingFixtures.trainArguments(output: output, extra: ["--resume_from_checkpoint", "latest", "--max_steps", "6"]))

@@ -16,7 +16,7 @@ final class BuildCommandTests: XCTestCase {
         var outputs: [Data] = []
         for ranks in [1, 2] {
             let folder = try KnowledgeFixtures.dataDirectory("cli-ka-\(ranks)", rows: KnowledgeFixtures.records + KnowledgeFixtures.badRecords)
-            let result = try KnowTuneCLI.run(["build-ka", "--dataset", "toy_train", "--dataset_dir", folder, "--model_name_or_path", model,
+            let result = try KnowTuneRunner.run(["build-ka", "--dataset", "toy_train", "--dataset_dir", folder, "--model_name_or_path", model,
                                               "--teacher", "rules", "--records_per_round", "1"], ranks: ranks)
             let counts = try summary(result)
             XCTAssertEqual(counts["name"] as? String, "toy_train_KA")
@@ -44,7 +44,7 @@ final class BuildCommandTests: XCTestCase {
         for ranks in [1, 2] {
             let folder = try KnowledgeFixtures.dataDirectory("cli-kc-\(ranks)", rows: KnowledgeFixtures.records + KnowledgeFixtures.badRecords)
             let arguments = ["build-kc", "--dataset", "toy_train", "--dataset_dir", folder, "--seed", "3", "--records_per_round", "1"]
-            let first = try summary(try KnowTuneCLI.run(arguments, ranks: ranks))
+            let first = try summary(try KnowTuneRunner.run(arguments, ranks: ranks))
             XCTAssertEqual(first["output_records"] as? Int, 24)
             XCTAssertEqual(first["pairs"] as? [String: Int], ["incomplete": 8, "nonfactual": 8, "illogical": 8])
             XCTAssertEqual(first["single_fact_answers"] as? Int, 1)
@@ -57,7 +57,7 @@ final class BuildCommandTests: XCTestCase {
             }
             outputs.append(try Data(contentsOf: URL(fileURLWithPath: output)))
             // A second run (on the other rank count) takes everything from the cache and writes the same file.
-            let again = try summary(try KnowTuneCLI.run(arguments + ["--max_samples", "11"], ranks: 3 - ranks))
+            let again = try summary(try KnowTuneRunner.run(arguments + ["--max_samples", "11"], ranks: 3 - ranks))
             XCTAssertEqual(again["records_from_cache"] as? Int, 11)
             XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: output)), outputs.last)
         }
@@ -66,20 +66,20 @@ final class BuildCommandTests: XCTestCase {
 
     func testUnusableSettingsFailClearly() throws {
         let folder = try KnowledgeFixtures.dataDirectory("cli-errors")
-        let local = try KnowTuneCLI.run(["build-kc", "--dataset", "toy_train", "--dataset_dir", folder, "--teacher", "local",
+        let local = try KnowTuneRunner.run(["build-kc", "--dataset", "toy_train", "--dataset_dir", folder, "--teacher", "local",
                                          "--teacher_model", folder + "/no-such-model"], ranks: 2)
         XCTAssertEqual(local.status, 1)
         XCTAssertEqual(local.occurrences(of: "no-such-model: no such file or directory"), 1, "reported once, by rank 0: \(local.output)")
-        let unknown = try KnowTuneCLI.run(["build-kc", "--dataset", "toy_train", "--dataset_dir", folder, "--teacher", "gpt"])
+        let unknown = try KnowTuneRunner.run(["build-kc", "--dataset", "toy_train", "--dataset_dir", folder, "--teacher", "gpt"])
         XCTAssertNotEqual(unknown.status, 0)
         XCTAssertTrue(unknown.standardError.contains("unsupported teacher 'gpt'"), unknown.output)
-        let missing = try KnowTuneCLI.run(["build-kc", "--dataset", "nope", "--dataset_dir", folder], ranks: 2)
+        let missing = try KnowTuneRunner.run(["build-kc", "--dataset", "nope", "--dataset_dir", folder], ranks: 2)
         XCTAssertEqual(missing.status, 1)
         XCTAssertEqual(missing.occurrences(of: "dataset 'nope' is not in"), 1, "reported once, by rank 0: \(missing.output)")
-        let noModel = try KnowTuneCLI.run(["build-ka", "--dataset", "toy_train", "--dataset_dir", folder])
+        let noModel = try KnowTuneRunner.run(["build-ka", "--dataset", "toy_train", "--dataset_dir", folder])
         XCTAssertNotEqual(noModel.status, 0)
         XCTAssertTrue(noModel.standardError.contains("needs --model_name_or_path"), noModel.output)
-        let badKeep = try KnowTuneCLI.run(["build-ka", "--dataset", "toy_train", "--dataset_dir", folder, "--model_name_or_path", "x",
+        let badKeep = try KnowTuneRunner.run(["build-ka", "--dataset", "toy_train", "--dataset_dir", folder, "--model_name_or_path", "x",
                                            "--ka_keep", "2"])
         XCTAssertNotEqual(badKeep.status, 0)
         XCTAssertTrue(badKeep.standardError.contains("--ka_keep 2"), badKeep.output)

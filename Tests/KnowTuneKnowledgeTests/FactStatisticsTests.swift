@@ -48,14 +48,14 @@ final class FactStatisticsTests: XCTestCase {
         let lines = [["label": reference, "predict": reference], ["label": reference, "predict": "Bananas are yellow."]]
         let text = try lines.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }.joined(separator: "\n")
         try (text + "\nnot json").write(toFile: path, atomically: true, encoding: .utf8)
-        let result = try KnowTuneCLI.run(["judge", path])
+        let result = try KnowTuneRunner.run(["judge", path])
         XCTAssertEqual(result.status, 0, result.output)
         let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any])
         XCTAssertEqual(object["records"] as? Int, 2)
         XCTAssertEqual(object["predicted_facts"] as? Int, 3)
         XCTAssertEqual(object["supported_facts"] as? Int, 2)
         XCTAssertTrue(result.standardError.contains("skipped 1 bad line"), result.standardError)
-        let openai = try KnowTuneCLI.run(["judge", path, "--teacher", "openai"])
+        let openai = try KnowTuneRunner.run(["judge", path, "--teacher", "openai"])
         XCTAssertNotEqual(openai.status, 0)
         XCTAssertTrue(openai.standardError.contains("--teacher openai needs --openai_model"), openai.output)
     }

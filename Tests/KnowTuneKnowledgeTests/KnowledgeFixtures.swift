@@ -98,20 +98,3 @@ final class LengthScorer: FactScoring {
         return facts.map { Double($0.count) }
     }
 }
-
-enum KnowTuneCLI {
-    /// Runs `knowtune arguments` on `ranks` ranks (mpirun when > 1, one BLAS thread each); a run longer than
-    /// `timeout` is killed and fails the test as a hang.
-    static func run(_ arguments: [String], ranks: Int = 1, timeout: Double = 60, file: StaticString = #filePath,
-                    line: UInt = #line) throws -> ProcessResult {
-        let executable = try Testkit.executable(named: "knowtune")
-        let environment = ["OPENBLAS_NUM_THREADS": "1"]
-        let result = ranks > 1
-            ? try Testkit.runUnderMPI(executable: executable, ranks: ranks, arguments, environment: environment, timeout: timeout)
-            : try Testkit.run(executable, arguments, environment: environment, timeout: timeout)
-        if result.timedOut {
-            XCTFail("knowtune \(arguments.prefix(3).joined(separator: " ")) … hung for \(timeout) s", file: file, line: line)
-        }
-        return result
-    }
-}

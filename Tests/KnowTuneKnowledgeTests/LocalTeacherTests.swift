@@ -20,7 +20,7 @@ final class LocalTeacherTests: XCTestCase {
         XCTAssertEqual(backend.attempts, 1)
         XCTAssertTrue(backend.identity.contains("template=chatml greedy max_new_tokens=24"), backend.identity)
 
-        let chat = try KnowTuneCLI.run(["chat", "--model_name_or_path", try TestPaths.require(TestPaths.smolLM2), "--template", "chatml",
+        let chat = try KnowTuneRunner.run(["chat", "--model_name_or_path", try TestPaths.require(TestPaths.smolLM2), "--template", "chatml",
                                         "--do_sample", "false", "--max_new_tokens", "24", "--prompt", question])
         XCTAssertEqual(chat.status, 0, chat.output)
         XCTAssertEqual(chat.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines),
@@ -35,7 +35,7 @@ final class LocalTeacherTests: XCTestCase {
             guard case KnowTuneError.malformedReply = error else { return XCTFail("expected malformedReply, got \(error)") }
         }
         let folder = try KnowledgeFixtures.dataDirectory("local-random", rows: Array(KnowledgeFixtures.records.prefix(2)))
-        let result = try KnowTuneCLI.run(["build-kc", "--dataset", "toy_train", "--dataset_dir", folder, "--teacher", "local",
+        let result = try KnowTuneRunner.run(["build-kc", "--dataset", "toy_train", "--dataset_dir", folder, "--teacher", "local",
                                           "--teacher_model", try KnowledgeFixtures.tinyModel(), "--teacher_max_new_tokens", "8"])
         XCTAssertEqual(result.status, 0, result.output)
         let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any], result.output)
@@ -45,7 +45,7 @@ final class LocalTeacherTests: XCTestCase {
 
     func testBuildKCWithTheRealModelAccountsForEveryQuestion() throws {
         let folder = try KnowledgeFixtures.dataDirectory("local-real", rows: Array(KnowledgeFixtures.records.prefix(2)))
-        let result = try KnowTuneCLI.run(["build-kc", "--dataset", "toy_train", "--dataset_dir", folder, "--teacher", "local",
+        let result = try KnowTuneRunner.run(["build-kc", "--dataset", "toy_train", "--dataset_dir", folder, "--teacher", "local",
                                           "--teacher_model", try TestPaths.require(TestPaths.smolLM2), "--teacher_max_new_tokens", "160"],
                                          timeout: 300)
         XCTAssertEqual(result.status, 0, result.output)

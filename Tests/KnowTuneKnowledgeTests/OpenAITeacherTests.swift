@@ -117,13 +117,13 @@ final class OpenAITeacherTests: XCTestCase {
         let folder = try KnowledgeFixtures.dataDirectory("openai-cli")
         let arguments = ["build-kc", "--dataset", "toy_train", "--dataset_dir", folder, "--teacher", "openai", "--openai_model", "stub",
                          "--openai_base_url", server.baseURL, "--prompts_dir", Self.promptsDirectory, "--teacher_backoff", "0.01"]
-        let result = try KnowTuneCLI.run(arguments, ranks: 2)
+        let result = try KnowTuneRunner.run(arguments, ranks: 2)
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertEqual(server.requests, 3 * 6)
         XCTAssertEqual(try KnowledgeFixtures.jsonArray(folder + "/qa/toy_train_KC.json").count, 18)
 
         // KA: the teacher extracts and rewrites, the model scores.
-        let ka = try KnowTuneCLI.run(["build-ka", "--model_name_or_path", try KnowledgeFixtures.tinyModel()] + arguments.dropFirst())
+        let ka = try KnowTuneRunner.run(["build-ka", "--model_name_or_path", try KnowledgeFixtures.tinyModel()] + arguments.dropFirst())
         XCTAssertEqual(ka.status, 0, ka.output)
         XCTAssertEqual(server.requests, 3 * 6 + 2 * 6)
         let augmented = try KnowledgeFixtures.jsonArray(folder + "/qa/toy_train_KA.json")
@@ -131,10 +131,10 @@ final class OpenAITeacherTests: XCTestCase {
         XCTAssertEqual(augmented[6]["instruction"] as? String, "What else is true about: What is an apple?")
 
         server.stop()
-        let refused = try KnowTuneCLI.run(arguments + ["--overwrite_cache", "--teacher_retries", "1"])
+        let refused = try KnowTuneRunner.run(arguments + ["--overwrite_cache", "--teacher_retries", "1"])
         XCTAssertEqual(refused.status, 1)
         XCTAssertEqual(refused.occurrences(of: "request failed"), 1, refused.output)
-        let missingModel = try KnowTuneCLI.run(Array(arguments.prefix(5)) + ["--teacher", "openai"])
+        let missingModel = try KnowTuneRunner.run(Array(arguments.prefix(5)) + ["--teacher", "openai"])
         XCTAssertNotEqual(missingModel.status, 0)
         XCTAssertTrue(missingModel.standardError.contains("needs --openai_model"), missingModel.output)
     }

@@ -24,7 +24,7 @@ final class PairwiseJudgeTests: XCTestCase {
         let second = try predictions("judge-second", [(labels[0], "A fruit."), (labels[1], "Marie Curie was a physicist and chemist."),
                                                       (labels[2], "A big river.")])
         let folder = try KnowledgeFixtures.dataDirectory("judge")
-        let result = try KnowTuneCLI.run(["judge", first, "--compare", second, "--teacher", "openai", "--openai_base_url", server.baseURL,
+        let result = try KnowTuneRunner.run(["judge", first, "--compare", second, "--teacher", "openai", "--openai_base_url", server.baseURL,
                                           "--openai_model", "stub-model", "--teacher_backoff", "0", "--dataset", "toy_train",
                                           "--dataset_dir", folder, "--prompts_dir", OpenAITeacherTests.promptsDirectory])
         XCTAssertEqual(result.status, 0, result.output)
@@ -41,11 +41,11 @@ final class PairwiseJudgeTests: XCTestCase {
     func testMismatchedFilesAndRulesTeacherAreErrors() throws {
         let first = try predictions("judge-a", [("x", "y"), ("z", "w")])
         let other = try predictions("judge-b", [("x", "y")])
-        let mismatch = try KnowTuneCLI.run(["judge", first, "--compare", other, "--teacher", "openai", "--openai_model", "m",
+        let mismatch = try KnowTuneRunner.run(["judge", first, "--compare", other, "--teacher", "openai", "--openai_model", "m",
                                             "--openai_base_url", "http://127.0.0.1:9/v1"])
         XCTAssertEqual(mismatch.status, 1, mismatch.output)
         XCTAssertTrue(mismatch.standardError.contains("do not answer the same questions"), mismatch.output)
-        let rules = try KnowTuneCLI.run(["judge", first, "--compare", other])
+        let rules = try KnowTuneRunner.run(["judge", first, "--compare", other])
         XCTAssertNotEqual(rules.status, 0)
         XCTAssertTrue(rules.standardError.contains("--compare needs a chat teacher"), rules.output)
     }

@@ -65,6 +65,20 @@ public enum KnowTuneRunner {
         }
         return result
     }
+
+    /// Runs `arguments` expecting the bad-input contract: a non-zero exit within 30 s, `message` exactly once on stderr
+    /// (rank 0 reports, the others do not repeat it), no crash. Returns stderr.
+    @discardableResult
+    public static func expectFailure(_ arguments: [String], message: String, ranks: Int = 2,
+                                     file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let result = try run(arguments, ranks: ranks, timeout: 60, file: file, line: line)
+        XCTAssertNotEqual(result.status, 0, "must fail: \(result.standardError)", file: file, line: line)
+        XCTAssertLessThan(result.seconds, 30, "must not hang", file: file, line: line)
+        let occurrences = result.standardError.components(separatedBy: message).count - 1
+        XCTAssertEqual(occurrences, 1, "expected '\(message)' exactly once in:\n\(result.standardError)", file: file, line: line)
+        XCTAssertFalse(result.standardError.contains("Fatal error"), "no crash", file: file, line: line)
+        return result.standardError
+    }
 }
 
 /// The `loss` values of trainer_log.jsonl, in order.

@@ -6,18 +6,6 @@ import XCTest
 @testable import KnowTuneModel
 
 final class DPOBadInputTests: XCTestCase {
-    /// Runs on two ranks and checks the failure contract; returns stderr.
-    @discardableResult
-    private func expectFailure(_ arguments: [String], message: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let result = try KnowTuneRunner.run(arguments, ranks: 2, timeout: 60, file: file, line: line)
-        XCTAssertNotEqual(result.status, 0, "must fail: \(result.standardError)", file: file, line: line)
-        XCTAssertLessThan(result.seconds, 30, "must not hang", file: file, line: line)
-        let occurrences = result.standardError.components(separatedBy: message).count - 1
-        XCTAssertEqual(occurrences, 1, "expected '\(message)' exactly once in:\n\(result.standardError)", file: file, line: line)
-        XCTAssertFalse(result.standardError.contains("Fatal error"), "no crash", file: file, line: line)
-        return result.standardError
-    }
-
     private func arguments(_ name: String, dataset: String = "pairs", extra: [String] = []) throws -> [String] {
         var list = try DPOFixtures.arguments(output: TrainingFixtures.outputDirectory(name), extra: extra)
         if let index = list.firstIndex(of: "--dataset") { list[index + 1] = dataset }
@@ -25,22 +13,22 @@ final class DPOBadInputTests: XCTestCase {
     }
 
     func testResponseListOfThree() throws {
-        try expectFailure(try arguments("dpo-three", dataset: "three_responses"),
+        try KnowTuneRunner.expectFailure(try arguments("dpo-three", dataset: "three_responses"),
                           message: "three_responses[2]: a ranking response must be a [chosen, rejected] list of 2 texts, found 3")
     }
 
     func testResponseThatIsNotAList() throws {
-        try expectFailure(try arguments("dpo-single", dataset: "single_response"),
+        try KnowTuneRunner.expectFailure(try arguments("dpo-single", dataset: "single_response"),
                           message: "record 1 of ranking dataset single_response needs a [chosen, rejected] response list")
     }
 
     func testDatasetThatIsNotRanked() throws {
-        try expectFailure(try arguments("dpo-plain", dataset: "pairs,plain"), message: "--stage dpo needs ranking datasets, and 'plain' is not")
+        try KnowTuneRunner.expectFailure(try arguments("dpo-plain", dataset: "pairs,plain"), message: "--stage dpo needs ranking datasets, and 'plain' is not")
     }
 
     func testCheckpointDirThatDoesNotExist() throws {
         let missing = TrainingFixtures.root + "/no-such-adapter"
-        try expectFailure(try arguments("dpo-missing-adapter", extra: ["--checkpoint_dir", missing, "--resume_lora_training", "1"]),
+        try KnowTuneRunner.expectFailure(try arguments("dpo-missing-adapter", extra: ["--checkpoint_dir", missing, "--resume_lora_training", "1"]),
                           message: "(is \(missing) a PEFT adapter folder?)")
     }
 
@@ -53,14 +41,14 @@ final class DPOBadInputTests: XCTestCase {
         let adapter = LoRABuffer(layout: LoRALayout(model: other, lora: LoRAConfiguration(rank: 8, alpha: 16, targets: [.query, .value])))
         adapter.initializePEFT(seed: 1)
         try PEFTAdapter.save(adapter, to: folder, baseModel: "other")
-        try expectFailure(try arguments("dpo-other-model", extra: ["--checkpoint_dir", folder]),
+        try KnowTuneRunner.expectFailure(try arguments("dpo-other-model", extra: ["--checkpoint_dir", folder]),
                           message: "adapter does not fit this base model (2 layers, hidden 32)")
     }
 
     func testDPOWithoutTraining() throws {
         var list = try arguments("dpo-eval-only", extra: ["--val_size", "4"])
         list.removeAll { $0 == "--do_train" }
-        try expectFailure(list + ["--do_eval"], message: "--stage dpo needs --do_train; --stage dpo does not evaluate")
+        try KnowTuneRunner.expectFailure(list + ["--do_eval"], message: "--stage dpo needs --do_train; --stage dpo does not evaluate")
     }
 
     func testIdenticalAnswersWarnOnceAndTrain() throws {
