@@ -34,6 +34,12 @@ public enum GGUFModelLoader {
             bosTokenId: file.metadata["tokenizer.ggml.bos_token_id"]?.intValue,
             eosTokenId: file.metadata["tokenizer.ggml.eos_token_id"]?.intValue)
         try configuration.validate(source: file.path)
+        // Nine tensors per layer (two norms, seven projections): a block count the tensor table cannot hold is refused
+        // before anything is sized by it (found by fuzzing: a crafted block_count of 10^9).
+        guard configuration.layerCount <= file.tensors.count / 9 else {
+            throw KnowTuneError.badFormat(path: file.path, reason: "\(arch).block_count \(configuration.layerCount) needs "
+                + "\(configuration.layerCount) × 9 layer tensors; the file has \(file.tensors.count) tensors")
+        }
         return configuration
     }
 

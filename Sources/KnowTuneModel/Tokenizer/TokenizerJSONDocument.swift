@@ -123,6 +123,13 @@ struct TokenizerJSONDocument {
                 isNormalized: (object["normalized"] as? Bool) ?? !isSpecial))
         }
         self.addedTokens = addedTokens
+        // Ids are dense in every real tokenizer, and the tokenizers size a table by the largest one: a sparse id (found
+        // by fuzzing: one entry with id 2^31 - 1) is refused instead of allocating gigabytes.
+        let largestId = addedTokens.reduce(vocabularySize - 1) { max($0, Int($1.id)) }
+        let idLimit = 2 * (vocabulary.count + addedTokens.count) + 1024
+        guard largestId < idLimit else {
+            throw fail("token id \(largestId) is far beyond the \(vocabulary.count + addedTokens.count) tokens (ids must be dense)")
+        }
 
         var configuration: [String: Any] = [:]
         if let tokenizerConfigJSON {
