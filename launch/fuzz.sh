@@ -27,6 +27,8 @@ binary=.build-fuzz/release/knowtune-fuzz
 
 for name in "${targets[@]}"; do
     work="out/fuzz/$name"
+    # The corpus grows from run to run; artifacts are this run's alone (commit a fixed one as a crash-* seed).
+    rm -rf "$work/artifacts"
     mkdir -p "$work/corpus" "$work/artifacts"
     cp -n Tests/Fixtures/fuzz/"$name"/* "$work/corpus/" 2>/dev/null || true
     log="$work/fuzz.log"

@@ -62,6 +62,10 @@ final class DatasetLoaderTests: XCTestCase {
         assertRefused(#"[{"instruction": "Q", "output": "A"}, 7]"#, "record 1 is not a JSON object")
         assertRefused("[]", "has no records")
         assertRefused(#"[{"instruction": "Q", "output": "A"}"#, "malformed JSON")
+        // Nesting beyond the JSON parser's depth limit is an error, not a stack overflow.
+        assertRefused(String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000), "malformed JSON")
+        assertRefused(#"[{"instruction": "Q", "output": "# + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}]",
+                      "malformed JSON")
         assertRefused(#"[{"q": "Q", "good": "yes"}]"#,
                       entry: #"{"file_name": "d.json", "ranking": true, "columns": {"prompt": "q", "chosen": "good", "rejected": "bad"}}"#,
                       "lacks 'good' or 'bad'")
