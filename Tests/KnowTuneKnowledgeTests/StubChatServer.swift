@@ -138,7 +138,12 @@ final class StubChatServer: @unchecked Sendable {
         if mode == .huge {
             let block = [UInt8](repeating: UInt8(ascii: "a"), count: 1 << 16)
             var sent = 0
-            while sent < announced, send(block, to: connection) { sent += block.count }
+            // Paced at about 32 MB/s, so that how soon the client hangs up shows in the bytes sent (unpaced, loopback
+            // takes the whole 100 MB into socket buffers before a cancellation can arrive).
+            while sent < announced, send(block, to: connection) {
+                sent += block.count
+                usleep(2_000)
+            }
             return
         }
         _ = send(bytes, to: connection)

@@ -56,8 +56,9 @@ final class TeacherEndpointFaultTests: XCTestCase {
         }
         XCTAssertEqual(server.requests, 1)
         usleep(300_000)
-        // What the server got out before the hang-up includes the kernel's loopback buffers (about 20 MB here).
-        XCTAssertLessThan(server.bodyBytesSent, 40_000_000, "the client stopped reading long before 100 MB")
+        // The server paces its body, so the bytes it got out show how soon the client hung up (about 1.2 MB here).
+        XCTAssertLessThan(server.bodyBytesSent, 20_000_000, "the client stopped reading near the limit, long before 100 MB")
+        print("huge reply: the server sent \(server.bodyBytesSent) bytes before the client hung up")
     }
 
     func testBuildStoppedByAFailingEndpointKeepsRecordsAndResumes() throws {
