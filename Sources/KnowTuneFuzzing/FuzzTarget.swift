@@ -109,7 +109,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         try Data(#"{"sft": {"file_name": "records.json"}, "ranked": {"file_name": "records.json", "ranking": true}}"#.utf8)
             .write(to: URL(fileURLWithPath: (scratch as NSString).appendingPathComponent("dataset_info.json")))
         let registry = try DatasetRegistry(directory: scratch)
-        let tokenizer = UTF8Tokenizer()
+        let tokenizer = ByteTokenizer()
         let examples = try DatasetLoader.load(names: ["sft"], registry: registry, maxSamples: nil)
         _ = SupervisedEncoder(template: .alpaca, tokenizer: tokenizer, cutoffLength: 64).encode(examples)
         let ranked = try DatasetLoader.load(names: ["ranked"], registry: registry, maxSamples: nil)
@@ -172,15 +172,4 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         _ = try PredictionMetrics(averaging: scores)
         if let problem = file.skipped.first { throw KnowTuneError.badFormat(path: "predictions", reason: "\(problem)") }
     }
-}
-
-/// One id per UTF-8 byte: the template encoder's input without a vocabulary to load.
-struct UTF8Tokenizer: Tokenizer {
-    func encode(_ text: String) -> [Int32] { text.utf8.map { Int32($0) + 3 } }
-    func decode(_ ids: [Int32]) -> String { String(decoding: ids.filter { (3..<259).contains($0) }.map { UInt8($0 - 3) }, as: UTF8.self) }
-    var vocabularySize: Int { 259 }
-    var eosTokenId: Int32 { 2 }
-    var bosTokenId: Int32? { nil }
-    var padTokenId: Int32? { nil }
-    func tokenText(_ id: Int32) -> String? { (3..<259).contains(id) ? decode([id]) : nil }
 }

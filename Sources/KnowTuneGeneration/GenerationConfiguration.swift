@@ -2,10 +2,10 @@
 // with LLaMA-Factory 0.5.3's defaults (`hparams/generating_args.py`, semantics note §1.4); does not decode or
 // sample (Sampler and Generator do).
 import Foundation
+import KnowTuneData
 import KnowTuneTensor
 
-/// How new tokens are chosen. Defaults are LLaMA-Factory 0.5.3's: sampling at temperature 0.95, top-k 50, top-p 0.7,
-/// no repetition penalty, up to 512 new tokens.
+/// How new tokens are chosen. The sampling defaults are LLaMA-Factory 0.5.3's, from `GeneratingArguments`.
 public struct GenerationConfiguration: Codable, Equatable {
     /// Multinomial sampling when true; greedy argmax (ties → lowest id, as `torch.argmax`) when false.
     public var doSample: Bool
@@ -31,9 +31,12 @@ public struct GenerationConfiguration: Codable, Equatable {
         case repetitionPenalty = "repetition_penalty", seed, beamCount = "num_beams", lengthPenalty = "length_penalty"
     }
 
-    public init(doSample: Bool = true, temperature: Double = 0.95, topP: Double = 0.7, topK: Int = 50,
-                maxNewTokens: Int = 512, repetitionPenalty: Double = 1.0, seed: UInt64 = 42, beamCount: Int = 1,
-                lengthPenalty: Double = 1.0) {
+    public init(doSample: Bool = GeneratingArguments.defaults.doSample,
+                temperature: Double = GeneratingArguments.defaults.temperature,
+                topP: Double = GeneratingArguments.defaults.topP, topK: Int = GeneratingArguments.defaults.topK,
+                maxNewTokens: Int = GeneratingArguments.defaults.maxNewTokens,
+                repetitionPenalty: Double = GeneratingArguments.defaults.repetitionPenalty, seed: UInt64 = 42,
+                beamCount: Int = 1, lengthPenalty: Double = 1.0) {
         self.doSample = doSample
         self.temperature = temperature
         self.topP = topP
@@ -43,6 +46,13 @@ public struct GenerationConfiguration: Codable, Equatable {
         self.seed = seed
         self.beamCount = beamCount
         self.lengthPenalty = lengthPenalty
+    }
+
+    /// The sampling settings of a parsed generating-argument group, with the run's seed.
+    public init(_ arguments: GeneratingArguments, seed: UInt64) {
+        self.init(doSample: arguments.doSample, temperature: arguments.temperature, topP: arguments.topP,
+                  topK: arguments.topK, maxNewTokens: arguments.maxNewTokens,
+                  repetitionPenalty: arguments.repetitionPenalty, seed: seed)
     }
 
     /// Greedy decoding with everything else at its default (what the golden greedy.json uses, with 40 tokens).

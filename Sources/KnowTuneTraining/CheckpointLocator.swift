@@ -31,8 +31,8 @@ public enum CheckpointLocator {
     }
 
     /// The newest intact `checkpoint-<step>` in `directory`, and every newer one passed over with its reason.
-    public static func latestComplete(in directory: String) -> (folder: String?, skipped: [(String, String)]) {
-        var skipped: [(String, String)] = []
+    public static func latestComplete(in directory: String) -> (folder: String?, skipped: [(folder: String, reason: String)]) {
+        var skipped: [(folder: String, reason: String)] = []
         for folder in CheckpointStore.checkpointFolders(in: directory) {
             guard let damage = damage(in: folder) else { return (folder, skipped) }
             skipped.append((folder, damage))

@@ -1,6 +1,7 @@
 // Implements LLaMA-Factory 0.5.3's data argument group (datasets, template, lengths, validation split); holds
 // defaults only (TrainingArgumentParser parses, TrainingArguments validates).
 import KnowTuneData
+import KnowTuneTensor
 
 public struct DataArguments: Codable, Equatable {
     public var dataset = ""
@@ -14,5 +15,5 @@ public struct DataArguments: Codable, Equatable {
 
     public init() {}
 
-    public var datasetNames: [String] { commaList(dataset) }
+    public var datasetNames: [String] { dataset.commaSeparatedItems }
 }

@@ -15,10 +15,5 @@ public struct ModelArguments: Codable, Equatable {
 
     public init() {}
 
-    public var adapterPaths: [String] { commaList(adapterNameOrPath ?? "") }
-}
-
-/// The non-empty, trimmed items of a comma-separated flag value.
-func commaList(_ text: String) -> [String] {
-    text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    public var adapterPaths: [String] { (adapterNameOrPath ?? "").commaSeparatedItems }
 }

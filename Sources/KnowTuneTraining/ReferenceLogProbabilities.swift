@@ -80,8 +80,7 @@ public struct ReferenceLogProbabilities: Equatable {
                 "--ref_model \(path) has a vocabulary of \(model.configuration.vocabularySize) tokens, the policy model "
                 + "\(policy.vocabularySize): the reference must use the same tokenizer")
         }
-        let adapters = (arguments.model.refModelAdapters ?? "").split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let adapters = (arguments.model.refModelAdapters ?? "").commaSeparatedItems
         try LoRAMerger.mergeAdapters(at: adapters, into: model.weights)
         // The reference computes in the policy's precision, so their log-probs differ only by the adapter.
         return model.converted(to: arguments.model.baseDtype)

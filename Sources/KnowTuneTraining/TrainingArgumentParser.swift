@@ -5,7 +5,6 @@
 import Foundation
 import KnowTuneData
 import KnowTuneTensor
-import Yams
 
 public enum TrainingArgumentParser {
     enum Setter {
@@ -275,22 +274,13 @@ public enum TrainingArgumentParser {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw KnowTuneError.fileUnreadable(path: path, reason: "configuration file not found")
         }
-        let loaded: Any?
-        do { loaded = try Yams.load(yaml: String(decoding: data, as: UTF8.self)) } catch {
+        let arguments: [(key: String, value: String)]
+        do { arguments = try ConfigurationYAML.arguments(in: data) } catch let refusal as ConfigurationRefusal {
+            throw KnowTuneError.badFormat(path: path, reason: refusal.description)
+        } catch {
             throw KnowTuneError.badFormat(path: path, reason: "not valid YAML: \(error)")
         }
-        guard let mapping = loaded as? [String: Any] else {
-            throw KnowTuneError.badFormat(path: path, reason: "expected a mapping of argument names to values")
-        }
-        for key in mapping.keys.sorted() {
-            guard let value = mapping[key] else { continue }
-            let text: String
-            switch value {
-            case let bool as Bool: text = bool ? "true" : "false"
-            case let list as [Any]: text = list.map { "\($0)" }.joined(separator: ",")
-            case is NSNull: text = "None"
-            default: text = "\(value)"
-            }
+        for (key, text) in arguments {
             do { try apply(key, text, to: &parsed) } catch let error as KnowTuneError {
                 throw KnowTuneError.badFormat(path: path, reason: "\(error)")
             }

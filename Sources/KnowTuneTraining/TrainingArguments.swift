@@ -1,6 +1,7 @@
 // Implements the settings of a `knowtune train` run as LLaMA-Factory 0.5.3's argument groups, the defaults HF derives
 // from them and the one validation of values and combinations; does not parse flags (TrainingArgumentParser).
 import Foundation
+import KnowTuneData
 import KnowTuneTensor
 
 /// A `knowtune train` run's settings in LLaMA-Factory's argument groups; each default lives in its group's struct.

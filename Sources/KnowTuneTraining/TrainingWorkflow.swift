@@ -13,10 +13,14 @@ public enum TrainingWorkflow {
     /// Runs the stage of `arguments`, which `knowtune train` has resolved (`resolveDerivedDefaults`) and validated
     /// (`validate`, agreed on every rank) before calling: that one pass covers every workflow, predict included.
     public static func run(arguments: TrainingArguments, communicator: any Communicator, logger: RankLogger) throws {
-        let (resumeFolder, skipped) = try Consensus.runAgreed(communicator: communicator, operation: "output folder") {
-            try prepareOutputFolder(arguments)
+        // Rank 0 reads the checkpoints (a whole state.h5 each) and chooses; every rank proves it can write the folder.
+        let choice = try Consensus.runAgreed(communicator: communicator, operation: "output folder") { () -> ResumeChoice in
+            if communicator.isMainRank { return try prepareOutputFolder(arguments) }
+            try CheckpointLocator.checkWritable(arguments.training.outputDir)
+            return ResumeChoice()
         }
-        for (folder, reason) in skipped { logger.warning("resume: skipping \(folder): \(reason)") }
+        let resumeFolder = try communicator.broadcast(choice.folder, root: 0, operation: "resume folder")
+        for skipped in choice.skipped { logger.warning("resume: skipping \(skipped.folder): \(skipped.reason)") }
         // The data and the step plan are checked with the tokenizer alone, before the weights load.
         let data = try Consensus.runAgreed(communicator: communicator, operation: "prepare data") { () -> PreparedData in
             let tokenizer = try TokenizerLoader.load(arguments.model.modelNameOrPath)
@@ -120,17 +124,17 @@ public enum TrainingWorkflow {
     /// Returns the checkpoint folder to resume from, if any, and the newer ones skipped as damaged (with why); an
     /// explicit checkpoint path that is damaged is an error. The output folder must be writable. Nothing is ever
     /// deleted here.
-    static func prepareOutputFolder(_ arguments: TrainingArguments) throws -> (String?, [(String, String)]) {
+    static func prepareOutputFolder(_ arguments: TrainingArguments) throws -> ResumeChoice {
         let directory = arguments.training.outputDir
         let fileManager = FileManager.default
         var resumeFolder: String?
-        var skipped: [(String, String)] = []
+        var skipped: [ResumeChoice.Skipped] = []
         if let resume = arguments.training.resumeFromCheckpoint, !["false", "False", "0"].contains(resume) {
             if ["latest", "true", "True", "1"].contains(resume) {
                 let found = CheckpointLocator.latestComplete(in: directory)
-                skipped = found.skipped
+                skipped = found.skipped.map { ResumeChoice.Skipped(folder: $0.folder, reason: $0.reason) }
                 guard let latest = found.folder else {
-                    let reasons = skipped.map { "\(($0.0 as NSString).lastPathComponent): \($0.1)" }.joined(separator: "; ")
+                    let reasons = skipped.map { "\(($0.folder as NSString).lastPathComponent): \($0.reason)" }.joined(separator: "; ")
                     throw KnowTuneError.invalidConfiguration("--resume_from_checkpoint \(resume): no complete checkpoint-<step> in \(directory)"
                                                              + (reasons.isEmpty ? "" : " (skipped \(reasons))"))
                 }
@@ -156,7 +160,14 @@ public enum TrainingWorkflow {
             // A fresh run starts a fresh log (LLaMA-Factory removes it under overwrite_output_dir).
             try? fileManager.removeItem(atPath: (directory as NSString).appendingPathComponent("trainer_log.jsonl"))
         }
-        return (resumeFolder, skipped)
+        return ResumeChoice(folder: resumeFolder, skipped: skipped)
+    }
+
+    /// The checkpoint a run resumes from, and the newer ones passed over as damaged.
+    struct ResumeChoice {
+        struct Skipped { var folder: String, reason: String }
+        var folder: String?
+        var skipped: [Skipped] = []
     }
 
     /// A new LoRA (PEFT init, same seed on every rank) or the continued last adapter, earlier ones merged.

@@ -13,7 +13,7 @@ struct ModelOptions: ParsableArguments {
     var adapterPath: String?
 
     var adapterPaths: [String] {
-        (adapterPath ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        (adapterPath ?? "").commaSeparatedItems
     }
 
     /// Loads the model with every adapter merged into it (W + s·B·A, in the order given: LLaMA-Factory 0.5.3 merges all

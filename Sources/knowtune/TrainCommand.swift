@@ -82,9 +82,7 @@ struct TrainCommand: ParsableCommand {
         predict.template = arguments.data.template
         predict.cutoffLength = arguments.data.cutoffLength
         predict.reservedLabelLength = arguments.data.reservedLabelLength
-        predict.generation = GenerationConfiguration(
-            doSample: arguments.generation.doSample, temperature: arguments.generation.temperature, topP: arguments.generation.topP, topK: arguments.generation.topK,
-            maxNewTokens: arguments.generation.maxNewTokens, repetitionPenalty: arguments.generation.repetitionPenalty, seed: UInt64(arguments.training.seed))
+        predict.generation = GenerationConfiguration(arguments.generation, seed: UInt64(arguments.training.seed))
         predict.batchSize = arguments.training.perDeviceEvalBatchSize
         predict.outputDir = arguments.training.outputDir
         return predict

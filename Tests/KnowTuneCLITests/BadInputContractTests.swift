@@ -75,6 +75,16 @@ final class BadInputContractTests: XCTestCase {
         try expectRefusal(arguments, file: data + "/dataset_info.json", what: #""ranking" must be true or false"#, seconds: 180, ranks: 2)
     }
 
+    /// A configuration file nested 100,000 deep crashed the YAML parser on every rank (stack overflow), and nine lines
+    /// of anchors took 17 GB; both are refused on every rank before anything loads.
+    func testHostileConfigurationFilesUnderMPI() throws {
+        let deep = try write("deep.yaml", Data(("stage: sft\nlora_target: " + String(repeating: "[", count: 30_000)
+                                                + String(repeating: "]", count: 30_000) + "\n").utf8))
+        try expectRefusal(["train", deep], file: deep, what: "a list may hold only scalars", ranks: 2)
+        let laughs = try write("laughs.yaml", Data("a: &a [lol, lol, lol]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\n".utf8))
+        try expectRefusal(["train", laughs], file: laughs, what: "anchors and aliases", ranks: 2)
+    }
+
     func testAFiveMegabyteInstructionIsTruncatedAndTrains() throws {
         let data = folder + "/data"
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)

@@ -2,6 +2,7 @@
 // alpaca prompt and EOS-terminated response, and the counting of skipped and truncated examples.
 import XCTest
 @testable import KnowTuneData
+import KnowTuneModel
 
 final class SupervisedEncoderTests: XCTestCase {
     func testTruncationSplitsTheBudgetInProportionAsLLaMAFactory() {

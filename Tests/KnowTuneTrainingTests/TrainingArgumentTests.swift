@@ -51,6 +51,30 @@ final class TrainingArgumentTests: XCTestCase {
         XCTAssertThrowsError(try TrainingArgumentParser.parse([path])) { XCTAssertTrue("\($0)".contains("lora_rnak")) }
     }
 
+    /// Files that crashed Yams (a stack overflow from 100,000 nested brackets) or took 17 GB (billion laughs) before
+    /// the screen: each is refused with a reason, and a 32,000-deep document within the size limit parses on the
+    /// parser's own stack and is refused as not flat.
+    func testHostileYAMLConfigurationsAreRefused() throws {
+        func refusal(_ text: String) -> String {
+            do {
+                _ = try ConfigurationYAML.arguments(in: Data(text.utf8))
+                return "accepted"
+            } catch { return "\(error)" }
+        }
+        XCTAssertTrue(refusal("a: " + String(repeating: "[", count: 100_000)).contains("larger than 64 KiB"))
+        XCTAssertTrue(refusal("a: " + String(repeating: "[", count: 32_000) + String(repeating: "]", count: 32_000))
+            .contains("a: a list may hold only scalars"))
+        XCTAssertTrue(refusal("a:\n" + String(repeating: "- ", count: 32_000) + "x").contains("a list may hold only scalars"))
+        XCTAssertTrue(refusal("a: " + String(repeating: "{x: ", count: 10_000) + "1" + String(repeating: "}", count: 10_000))
+            .contains("a: expected a scalar or a list of scalars"))
+        let laughs = "a: &a [lol, lol]\nb: &b [*a, *a]\nc: [*b, *b]\n"
+        XCTAssertTrue(refusal(laughs).contains("anchors and aliases"), refusal(laughs))
+        XCTAssertTrue(refusal("- just\n- a list\n").contains("expected a mapping"))
+        let flat = try ConfigurationYAML.arguments(in: Data("b: [x, true]\na: null\nc: 1.5e-4\n".utf8))
+        XCTAssertEqual(flat.map(\.key), ["a", "b", "c"])
+        XCTAssertEqual(flat.map(\.value), ["None", "x,true", "0.00015"])
+    }
+
     func testStepPlanFollowsHFRatios() throws {
         var a = TrainingArguments()
         a.training.perDeviceTrainBatchSize = 16

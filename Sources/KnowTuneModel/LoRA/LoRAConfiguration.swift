@@ -25,7 +25,7 @@ public struct LoRAConfiguration: Codable, Equatable {
 
     /// Parses `q_proj,v_proj` or `all` (every projection, as LLaMA-Factory's `--lora_target all`).
     public static func parseTargets(_ text: String) throws -> [ProjectionKind] {
-        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let names = text.commaSeparatedItems
         if names == ["all"] { return ProjectionKind.allCases }
         var kinds: [ProjectionKind] = []
         for name in names {

@@ -1,0 +1,89 @@
+// Implements the safe loading of a training configuration file with Yams. Yams recurses once per nesting level
+// (100,000 nested brackets overflowed the 8 MiB main stack) and expands aliases into copies (nine lines of "billion
+// laughs" took 17 GB in 60 s). So the file's size is bounded, which bounds its depth, and the parse runs on a thread
+// whose stack holds that depth; anchors and aliases are refused. LLaMA-Factory configs are small flat mappings of
+// scalars and lists, so no real one is touched. Does not interpret the mapping (TrainingArgumentParser does).
+import Foundation
+import Yams
+
+enum ConfigurationYAML {
+    static let maxBytes = 64 << 10
+    /// Yams used about 5.7 KiB of stack per nesting level; one level per byte at most, with a wide margin.
+    static let parserStackBytes = 1 << 30
+
+    /// The key-value pairs of `data`, a mapping of argument names to scalars or lists of scalars (a list becomes
+    /// its comma-joined items, a null "None"), in key order.
+    static func arguments(in data: Data) throws -> [(key: String, value: String)] {
+        if data.count > maxBytes {
+            throw ConfigurationRefusal("larger than \(maxBytes / 1024) KiB; a configuration is a small mapping of arguments")
+        }
+        let bytes = Array(data)
+        if let offset = aliasOrAnchorOffset(in: bytes) {
+            let line = bytes[..<offset].filter { $0 == UInt8(ascii: "\n") }.count + 1
+            throw ConfigurationRefusal("YAML anchors and aliases (a word starting with & or *, line \(line)) are not accepted")
+        }
+        let text = String(decoding: bytes, as: UTF8.self)
+        let outcome = ParseOutcome()
+        let done = DispatchSemaphore(value: 0)
+        // The document is built, read and freed on this thread: freeing a deep one recurses as deeply as parsing it.
+        let parser = Thread {
+            outcome.result = Result { try flatten(Yams.load(yaml: text)) }
+            done.signal()
+        }
+        parser.stackSize = parserStackBytes
+        parser.start()
+        done.wait()
+        return try outcome.result.get()
+    }
+
+    private final class ParseOutcome: @unchecked Sendable {
+        var result: Result<[(key: String, value: String)], Error> = .success([])
+    }
+
+    private static func flatten(_ document: Any?) throws -> [(key: String, value: String)] {
+        guard let mapping = document as? [String: Any] else {
+            throw ConfigurationRefusal("expected a mapping of argument names to values")
+        }
+        return try mapping.sorted(by: { $0.key < $1.key }).map { key, value in
+            switch value {
+            case let list as [Any]:
+                let items = try list.map { item -> String in
+                    guard let scalar = scalarText(item) else {
+                        throw ConfigurationRefusal("\(key): a list may hold only scalars")
+                    }
+                    return scalar
+                }
+                return (key, items.joined(separator: ","))
+            default:
+                guard let scalar = scalarText(value) else {
+                    throw ConfigurationRefusal("\(key): expected a scalar or a list of scalars, not a mapping")
+                }
+                return (key, scalar)
+            }
+        }
+    }
+
+    private static func scalarText(_ value: Any) -> String? {
+        switch value {
+        case let bool as Bool: return bool ? "true" : "false"
+        case is NSNull: return "None"
+        case is [Any], is [String: Any], is [AnyHashable: Any]: return nil
+        default: return "\(value)"
+        }
+    }
+
+    /// The offset of a `&` or `*` that starts a word (after a line start, a space or a flow/block indicator),
+    /// quoted or not: refusing a quoted one too keeps this check from ever reading quotes differently from YAML.
+    static func aliasOrAnchorOffset(in bytes: [UInt8]) -> Int? {
+        let wordBreaks: Set<UInt8> = Set(" \t\r\n[{,:-?".utf8)
+        for (offset, byte) in bytes.enumerated() where byte == UInt8(ascii: "&") || byte == UInt8(ascii: "*") {
+            if offset == 0 || wordBreaks.contains(bytes[offset - 1]) { return offset }
+        }
+        return nil
+    }
+}
+
+struct ConfigurationRefusal: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
