@@ -4,7 +4,8 @@
 // → KnowTuneData → KnowTuneDistributed (on Model: collectives, node-shared weights, batch sharding) and
 // KnowTuneCheckpoint (on Tensor) → KnowTuneTraining (the loop and its objectives; on Data, Distributed, Checkpoint);
 // KnowTuneGeneration (on Data) and KnowTuneEvaluation (on Tensor, for its errors) → KnowTunePrediction (on Generation, Evaluation,
-// Distributed; not on Training) and KnowTuneKnowledge → KnowTuneFuzzing (fuzz targets of every outside-data parser)
+// Distributed; not on Training) and KnowTuneKnowledge → KnowTuneFuzzing (fuzz targets of every outside-data parser, on
+// Knowledge and Training for the configuration file)
 // → executables.
 import PackageDescription
 
@@ -65,7 +66,8 @@ let package = Package(
 
         // Fuzz targets of every parser that reads outside data; launch/fuzz.sh builds knowtune-fuzz with libFuzzer.
         .target(name: "KnowTuneFuzzing",
-                dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneCheckpoint", "KnowTuneEvaluation", "KnowTuneKnowledge", "KnowTuneTensor"]),
+                dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneCheckpoint", "KnowTuneEvaluation", "KnowTuneKnowledge", "KnowTuneTensor",
+                               "KnowTuneTraining"]),
         .executableTarget(name: "knowtune-fuzz", dependencies: ["KnowTuneFuzzing"]),
 
         .executableTarget(name: "knowtune-testkit", dependencies: ["KnowTuneDistributed", "KnowTuneCheckpoint", "KnowTuneTensor"]),

@@ -6,14 +6,14 @@
 # (out/fuzz/TARGET/artifacts). A crash file goes into Tests/Fixtures/fuzz/TARGET/crash-<name> with its fix, so that
 # the plain test suite replays it. By hand: two cores; one target at a time.
 #   launch/fuzz.sh TARGET|all [SECONDS (1800)] [RUNS (1000000)]
-#   targets: gguf safetensors tokenizer-json dataset-records dataset-info adapter checkpoint teacher-reply predictions
+#   targets: gguf safetensors tokenizer-json dataset-records dataset-info adapter checkpoint teacher-reply predictions training-config
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 target="${1:?usage: launch/fuzz.sh TARGET|all [SECONDS] [RUNS]}"
 seconds="${2:-1800}"
 runs="${3:-1000000}"
-targets=(gguf safetensors tokenizer-json dataset-records dataset-info adapter checkpoint teacher-reply predictions)
+targets=(gguf safetensors tokenizer-json dataset-records dataset-info adapter checkpoint teacher-reply predictions training-config)
 [ "$target" = all ] || targets=("$target")
 
 clang_lib="$(dirname "$(command -v swift)")/../lib/clang"

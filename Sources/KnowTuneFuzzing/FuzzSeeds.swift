@@ -33,6 +33,7 @@ public enum FuzzSeeds {
         seeds[.checkpoint] = [("seed-checkpoint", try checkpoint())]
         seeds[.teacherReply] = teacherReplies()
         seeds[.predictions] = [("seed-predictions.jsonl", try predictions(dataDirectory))]
+        seeds[.trainingConfiguration] = [("seed-sft.yaml", Data(trainingConfiguration.utf8))]
         for (target, files) in seeds {
             let directory = (folder as NSString).appendingPathComponent(target.rawValue)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -238,4 +239,33 @@ public enum FuzzSeeds {
         }
         return Data(lines.joined(separator: "\n").utf8)
     }
+
+    // MARK: - Training configuration
+
+    /// The KnowTuning release's SFT stage as a LLaMA-Factory YAML file (a list, a null, booleans, numbers, a comment).
+    static let trainingConfiguration = """
+        # KnowTuning SFT (LLaMA-Factory 0.5.3 flags)
+        stage: sft
+        do_train: true
+        model_name_or_path: models/smollm2.gguf
+        dataset: [dolly_train]
+        template: alpaca
+        finetuning_type: lora
+        lora_target: q_proj,v_proj
+        lora_rank: 8
+        lora_alpha: 16
+        output_dir: "out/sft"
+        per_device_train_batch_size: 4
+        gradient_accumulation_steps: 4
+        lr_scheduler_type: cosine
+        learning_rate: 5.0e-5
+        num_train_epochs: 3.0
+        val_size: 0.1
+        evaluation_strategy: steps
+        eval_steps: 0.1
+        save_steps: 0.1
+        load_best_model_at_end: true
+        adapter_name_or_path: null
+        """
+
 }

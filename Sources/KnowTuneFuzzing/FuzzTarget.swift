@@ -10,6 +10,7 @@ import KnowTuneEvaluation
 import KnowTuneKnowledge
 import KnowTuneModel
 import KnowTuneTensor
+import KnowTuneTraining
 
 public enum FuzzTarget: String, CaseIterable, Sendable {
     /// A GGUF file: header, metadata, tensor table, offsets, then every tensor dequantized and the model and its
@@ -31,6 +32,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case teacherReply = "teacher-reply"
     /// A `generated_predictions.jsonl`, parsed and scored as `knowtune metrics` does.
     case predictions
+    /// A `knowtune train` configuration file (YAML), parsed, given its derived defaults and validated.
+    case trainingConfiguration = "training-config"
 
     /// Runs the target on `data`; errors are the expected answer to bad input and are dropped.
     public func run(_ data: Data) {
@@ -49,6 +52,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .checkpoint: try Self.checkpoint(data)
         case .teacherReply: try Self.teacherReply(data)
         case .predictions: try Self.predictions(data)
+        case .trainingConfiguration: try Self.trainingConfiguration(data)
         }
     }
 
@@ -171,5 +175,12 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         let scores = file.records.prefix(64).map { scorer.score(prediction: $0.predict, label: $0.label) }
         _ = try PredictionMetrics(averaging: scores)
         if let problem = file.skipped.first { throw KnowTuneError.badFormat(path: "predictions", reason: "\(problem)") }
+    }
+
+    static func trainingConfiguration(_ data: Data) throws {
+        let path = try file("config.yaml", data)
+        var arguments = try TrainingArgumentParser.parse([path]).arguments
+        arguments.resolveDerivedDefaults()
+        try arguments.validate()
     }
 }
