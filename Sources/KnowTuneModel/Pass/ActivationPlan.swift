@@ -8,12 +8,18 @@
 final class FloatArena {
     private(set) var allocations: [UnsafeMutablePointer<Float>] = []
     private(set) var floatCount = 0
+    /// A measuring arena counts what a plan would take and hands out one dummy float.
+    let measuresOnly: Bool
+
+    init(measuresOnly: Bool = false) { self.measuresOnly = measuresOnly }
 
     func make(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
-        allocations.append(pointer)
         floatCount += max(count, 1)
+        if measuresOnly, let dummy = allocations.first { return dummy }
+        let capacity = measuresOnly ? 1 : max(count, 1)
+        let pointer = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+        pointer.initialize(repeating: 0, count: capacity)
+        allocations.append(pointer)
         return pointer
     }
 
@@ -26,9 +32,12 @@ public final class ActivationPlan {
     public let tokenCapacity: Int
     public let sequenceCapacity: Int
     public let logitRowsPerChunk: Int
-    private let arena = FloatArena()
+    /// Activation recomputation (HF gradient checkpointing): only each layer's input is kept for backward, which
+    /// recomputes the layer's forward into one shared set of buffers before going back through it.
+    public let recomputesLayers: Bool
+    private let arena: FloatArena
 
-    // Saved for backward, per layer.
+    // Saved for backward, per layer (under recomputation, every layer's entry but residualInput's is one buffer).
     /// [L][N, C] residual stream entering layer l.
     let residualInput: [UnsafeMutablePointer<Float>]
     /// [L][N, C] residual stream after attention.
@@ -88,18 +97,37 @@ public final class ActivationPlan {
     /// Bytes allocated by this plan.
     public var byteCount: Int { arena.floatCount * 4 + tokenCapacity * 4 }
 
-    public init(model c: LlamaConfiguration, loraLayout: LoRALayout?, tokenCapacity N: Int, sequenceCapacity T: Int,
-                logitRowsPerChunk: Int = 128) {
+    public convenience init(model: LlamaConfiguration, loraLayout: LoRALayout?, tokenCapacity: Int, sequenceCapacity: Int,
+                            logitRowsPerChunk: Int = 128, recomputesLayers: Bool = false) {
+        self.init(model: model, loraLayout: loraLayout, tokenCapacity: tokenCapacity, sequenceCapacity: sequenceCapacity,
+                  logitRowsPerChunk: logitRowsPerChunk, recomputesLayers: recomputesLayers, arena: FloatArena())
+    }
+
+    /// The bytes such a plan would allocate, without allocating them.
+    public static func byteCount(model: LlamaConfiguration, loraLayout: LoRALayout?, tokenCapacity: Int, sequenceCapacity: Int,
+                                 logitRowsPerChunk: Int = 128, recomputesLayers: Bool) -> Int {
+        ActivationPlan(model: model, loraLayout: loraLayout, tokenCapacity: tokenCapacity, sequenceCapacity: sequenceCapacity,
+                       logitRowsPerChunk: logitRowsPerChunk, recomputesLayers: recomputesLayers,
+                       arena: FloatArena(measuresOnly: true)).byteCount
+    }
+
+    private init(model c: LlamaConfiguration, loraLayout: LoRALayout?, tokenCapacity N: Int, sequenceCapacity T: Int,
+                 logitRowsPerChunk: Int, recomputesLayers: Bool, arena: FloatArena) {
         precondition(N > 0 && T > 0 && T <= N, "bad activation plan capacity")
         model = c
         self.loraLayout = loraLayout
         tokenCapacity = N
         sequenceCapacity = T
         self.logitRowsPerChunk = logitRowsPerChunk
+        self.recomputesLayers = recomputesLayers
+        self.arena = arena
         let C = c.hiddenSize, K = c.kvDimension, F = c.intermediateSize, H = c.headCount, L = c.layerCount
-        let arena = self.arena
-        func perLayer(_ width: Int) -> [UnsafeMutablePointer<Float>] { (0..<L).map { _ in arena.make(N * width) } }
-        residualInput = perLayer(C)
+        func everyLayer(_ width: Int) -> [UnsafeMutablePointer<Float>] { (0..<L).map { _ in arena.make(N * width) } }
+        func perLayer(_ width: Int) -> [UnsafeMutablePointer<Float>] {
+            guard recomputesLayers else { return everyLayer(width) }
+            return Array(repeating: arena.make(N * width), count: L)
+        }
+        residualInput = everyLayer(C)
         residualMiddle = perLayer(C)
         attentionRSTD = perLayer(1)
         feedForwardRSTD = perLayer(1)
@@ -111,9 +139,12 @@ public final class ActivationPlan {
         gate = perLayer(F)
         up = perLayer(F)
         let r = loraLayout?.configuration.rank ?? 0
+        let adaptedKinds = Set(loraLayout?.configuration.targets ?? [])
+        let sharedLoRAHidden = recomputesLayers ? ProjectionKind.allCases.map { adaptedKinds.contains($0) ? arena.make(N * r) : nil } : []
         loraHidden = (0..<L).map { layer in
             ProjectionKind.allCases.map { kind in
-                loraLayout?.slot(layer: layer, kind: kind) != nil ? arena.make(N * r) : nil
+                guard loraLayout?.slot(layer: layer, kind: kind) != nil else { return nil }
+                return recomputesLayers ? sharedLoRAHidden[kind.rawValue] ?? arena.make(N * r) : arena.make(N * r)
             }
         }
         residualFinal = arena.make(N * C)

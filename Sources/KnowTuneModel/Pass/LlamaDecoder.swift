@@ -32,13 +32,17 @@ public final class LlamaDecoder {
 
     // MARK: - Projections with optional LoRA
 
-    /// out[N, o] (+)= in[N, i]·Wᵀ + s·(dropout(in)·Aᵀ)·Bᵀ, saving u = dropout(in)·Aᵀ.
+    /// out[N, o] (+)= in[N, i]·Wᵀ + s·(dropout(in)·Aᵀ)·Bᵀ, saving u = dropout(in)·Aᵀ. With `savingOnly`, computes u
+    /// alone (what backward needs of a projection whose output a recomputation does not need).
     private func project(_ kind: ProjectionKind, layer: Int, input: UnsafeMutablePointer<Float>,
                          output: UnsafeMutablePointer<Float>, accumulate: Bool, rows: Int,
-                         plan: ActivationPlan, lora: LoRABuffer?, dropout: LoRADropout?, batch: PackedBatch) {
+                         plan: ActivationPlan, lora: LoRABuffer?, dropout: LoRADropout?, batch: PackedBatch,
+                         savingOnly: Bool = false) {
         let (outFeatures, inFeatures) = kind.shape(configuration)
-        FrozenLinear.linear(output: output, input: input, weight: weights.frozenProjection(layer, kind), rows: rows,
-                            inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
+        if !savingOnly {
+            FrozenLinear.linear(output: output, input: input, weight: weights.frozenProjection(layer, kind), rows: rows,
+                                inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
+        }
         guard let lora, let slot = lora.layout.slot(layer: layer, kind: kind),
               let hiddenBuffer = plan.loraHidden[layer][kind.rawValue] else { return }
         let r = lora.layout.configuration.rank
@@ -49,6 +53,7 @@ public final class LlamaDecoder {
         }
         BLAS.linear(output: hiddenBuffer, input: loraInput, weight: lora.values + slot.aOffset, rows: rows,
                     inFeatures: inFeatures, outFeatures: r)
+        if savingOnly { return }
         BLAS.linear(output: output, input: hiddenBuffer, weight: lora.values + slot.bOffset, rows: rows,
                     inFeatures: r, outFeatures: outFeatures, alpha: lora.layout.configuration.scaling, accumulate: true)
     }
@@ -106,8 +111,7 @@ public final class LlamaDecoder {
     public func forward(batch: PackedBatch, plan: ActivationPlan, lora: LoRABuffer?, dropout: LoRADropout? = nil,
                         objective: HeadObjective = HeadObjective(weights: nil)) -> [Float] {
         let c = configuration
-        let N = batch.tokenCount, C = c.hiddenSize, K = c.kvDimension, F = c.intermediateSize
-        let H = c.headCount, G = c.kvHeadCount, D = c.headDimension
+        let N = batch.tokenCount, C = c.hiddenSize
         precondition(plan.fits(batch), "batch of \(N) tokens / longest \(batch.longestSequence) exceeds the activation plan")
         precondition(lora == nil || lora?.layout == plan.loraLayout, "LoRA layout differs from the plan's")
 
@@ -120,43 +124,55 @@ public final class LlamaDecoder {
         batch.positions.withUnsafeBufferPointer { positionBuffer in
             guard let positions = positionBuffer.baseAddress else { return }
             for layer in 0..<c.layerCount {
-                let x = plan.residualInput[layer]
-                let middle = plan.residualMiddle[layer]
-                let next = layer + 1 < c.layerCount ? plan.residualInput[layer + 1] : plan.residualFinal
-                // Attention block.
-                RMSNorm.forward(output: plan.normed, reciprocalRMS: plan.attentionRSTD[layer], input: x,
-                                weight: weights.attentionNorm(layer), rows: N, channels: C, epsilon: c.rmsNormEpsilon)
-                for (kind, output) in [(ProjectionKind.query, plan.query[layer]), (.key, plan.key[layer]), (.value, plan.value[layer])] {
-                    project(kind, layer: layer, input: plan.normed, output: output, accumulate: false, rows: N,
-                            plan: plan, lora: lora, dropout: dropout, batch: batch)
-                }
-                rotary.apply(plan.query[layer], rows: N, heads: H, rowStride: C, positions: positions)
-                rotary.apply(plan.key[layer], rows: N, heads: G, rowStride: K, positions: positions)
-                for b in 0..<batch.sequenceCount {
-                    let start = batch.sequenceStarts[b], T = batch.sequenceStarts[b + 1] - start
-                    CausalAttention.forward(
-                        output: plan.attentionOutput[layer] + start * C, logSumExp: plan.attentionLSE[layer] + start * H,
-                        query: plan.query[layer] + start * C, key: plan.key[layer] + start * K,
-                        value: plan.value[layer] + start * K, scores: plan.scores,
-                        positions: T, heads: H, kvHeads: G, headDimension: D, queryStride: C, keyStride: K)
-                }
-                middle.update(from: x, count: N * C)
-                project(.output, layer: layer, input: plan.attentionOutput[layer], output: middle, accumulate: true,
-                        rows: N, plan: plan, lora: lora, dropout: dropout, batch: batch)
-                // MLP block.
-                RMSNorm.forward(output: plan.normed, reciprocalRMS: plan.feedForwardRSTD[layer], input: middle,
-                                weight: weights.feedForwardNorm(layer), rows: N, channels: C, epsilon: c.rmsNormEpsilon)
-                project(.gate, layer: layer, input: plan.normed, output: plan.gate[layer], accumulate: false, rows: N,
-                        plan: plan, lora: lora, dropout: dropout, batch: batch)
-                project(.up, layer: layer, input: plan.normed, output: plan.up[layer], accumulate: false, rows: N,
-                        plan: plan, lora: lora, dropout: dropout, batch: batch)
-                SwiGLU.forward(output: plan.hidden, gate: plan.gate[layer], up: plan.up[layer], count: N * F)
-                next.update(from: middle, count: N * C)
-                project(.down, layer: layer, input: plan.hidden, output: next, accumulate: true, rows: N,
-                        plan: plan, lora: lora, dropout: dropout, batch: batch)
+                layerForward(layer, batch: batch, positions: positions, plan: plan, lora: lora, dropout: dropout,
+                             recomputing: false)
             }
         }
         return headForward(batch: batch, plan: plan, weights: objective.weights)
+    }
+
+    /// One decoder layer from `plan.residualInput[layer]` into the next layer's input (or `residualFinal`), saving
+    /// what backward reads. `recomputing` (backward under activation recomputation) refills the saved values only:
+    /// the layer's output, which backward does not read, is not written.
+    private func layerForward(_ layer: Int, batch: PackedBatch, positions: UnsafePointer<Int32>, plan: ActivationPlan,
+                              lora: LoRABuffer?, dropout: LoRADropout?, recomputing: Bool) {
+        let c = configuration
+        let N = batch.tokenCount, C = c.hiddenSize, K = c.kvDimension, F = c.intermediateSize
+        let H = c.headCount, G = c.kvHeadCount, D = c.headDimension
+        let x = plan.residualInput[layer]
+        let middle = plan.residualMiddle[layer]
+        let next = layer + 1 < c.layerCount ? plan.residualInput[layer + 1] : plan.residualFinal
+        // Attention block.
+        RMSNorm.forward(output: plan.normed, reciprocalRMS: plan.attentionRSTD[layer], input: x,
+                        weight: weights.attentionNorm(layer), rows: N, channels: C, epsilon: c.rmsNormEpsilon)
+        for (kind, output) in [(ProjectionKind.query, plan.query[layer]), (.key, plan.key[layer]), (.value, plan.value[layer])] {
+            project(kind, layer: layer, input: plan.normed, output: output, accumulate: false, rows: N,
+                    plan: plan, lora: lora, dropout: dropout, batch: batch)
+        }
+        rotary.apply(plan.query[layer], rows: N, heads: H, rowStride: C, positions: positions)
+        rotary.apply(plan.key[layer], rows: N, heads: G, rowStride: K, positions: positions)
+        for b in 0..<batch.sequenceCount {
+            let start = batch.sequenceStarts[b], T = batch.sequenceStarts[b + 1] - start
+            CausalAttention.forward(
+                output: plan.attentionOutput[layer] + start * C, logSumExp: plan.attentionLSE[layer] + start * H,
+                query: plan.query[layer] + start * C, key: plan.key[layer] + start * K,
+                value: plan.value[layer] + start * K, scores: plan.scores,
+                positions: T, heads: H, kvHeads: G, headDimension: D, queryStride: C, keyStride: K)
+        }
+        middle.update(from: x, count: N * C)
+        project(.output, layer: layer, input: plan.attentionOutput[layer], output: middle, accumulate: true,
+                rows: N, plan: plan, lora: lora, dropout: dropout, batch: batch)
+        // MLP block.
+        RMSNorm.forward(output: plan.normed, reciprocalRMS: plan.feedForwardRSTD[layer], input: middle,
+                        weight: weights.feedForwardNorm(layer), rows: N, channels: C, epsilon: c.rmsNormEpsilon)
+        project(.gate, layer: layer, input: plan.normed, output: plan.gate[layer], accumulate: false, rows: N,
+                plan: plan, lora: lora, dropout: dropout, batch: batch)
+        project(.up, layer: layer, input: plan.normed, output: plan.up[layer], accumulate: false, rows: N,
+                plan: plan, lora: lora, dropout: dropout, batch: batch)
+        SwiGLU.forward(output: plan.hidden, gate: plan.gate[layer], up: plan.up[layer], count: N * F)
+        if !recomputing { next.update(from: middle, count: N * C) }
+        project(.down, layer: layer, input: plan.hidden, output: next, accumulate: true, rows: N,
+                plan: plan, lora: lora, dropout: dropout, batch: batch, savingOnly: recomputing)
     }
 
     /// Final RMSNorm on target rows, logits chunk by chunk, target log-probs; with weights, the head gradient.
@@ -234,6 +250,10 @@ public final class LlamaDecoder {
         batch.positions.withUnsafeBufferPointer { positionBuffer in
             guard let positions = positionBuffer.baseAddress else { return }
             for layer in stride(from: c.layerCount - 1, through: 0, by: -1) {
+                if plan.recomputesLayers {
+                    layerForward(layer, batch: batch, positions: positions, plan: plan, lora: lora, dropout: dropout,
+                                 recomputing: true)
+                }
                 let x = plan.residualInput[layer]
                 let middle = plan.residualMiddle[layer]
                 // MLP block: recompute its input norm and activation, then go back through down, SwiGLU, gate/up.
