@@ -36,7 +36,7 @@ public final class DPOObjective: TrainingObjective {
     public let scalarCount = 8
 
     public init(arguments: TrainingArguments, model: LlamaConfiguration, loraLayout: LoRALayout, train: [EncodedPair],
-                reference: ReferenceLogProbabilities) throws {
+                reference: ReferenceLogProbabilities, recomputesLayers: Bool = false) throws {
         precondition(reference.chosen.count == train.count, "one reference value per training pair")
         loss = try DPOLoss(arguments: arguments)
         self.train = train
@@ -44,12 +44,14 @@ public final class DPOObjective: TrainingObjective {
         let capacity = DPOPairBatch.capacity(train, tokenBudget: arguments.training.tokenBudget)
         trainTokenCounts = train.map(\.tokenCount)
         longestSequence = capacity.sequence
-        plan = ActivationPlan(model: model, loraLayout: loraLayout, tokenCapacity: capacity.tokens, sequenceCapacity: capacity.sequence)
+        plan = ActivationPlan(model: model, loraLayout: loraLayout, tokenCapacity: capacity.tokens, sequenceCapacity: capacity.sequence,
+                              recomputesLayers: recomputesLayers)
     }
 
     /// The preparation step: the reference log-probs of `pairs` (sharded over the ranks), then the objective.
     public static func prepare(arguments: TrainingArguments, model: LoadedModel, loraLayout: LoRALayout, pairs: [EncodedPair],
-                               referenceModel: LoadedModel?, communicator: any Communicator) throws -> DPOObjective {
+                               referenceModel: LoadedModel?, communicator: any Communicator,
+                               recomputesLayers: Bool = false) throws -> DPOObjective {
         let longest = DPOPairBatch.capacity(pairs, tokenBudget: arguments.training.tokenBudget).sequence
         let weights = referenceModel?.weights ?? model.weights
         let decoder = LlamaDecoder(weights: weights, maxPositions: Trainer.positions(arguments, model: weights.configuration, longest: longest))
@@ -58,7 +60,7 @@ public final class DPOObjective: TrainingObjective {
                                                   communicator: communicator)
         }
         return try DPOObjective(arguments: arguments, model: model.configuration, loraLayout: loraLayout, train: pairs,
-                                reference: reference)
+                                reference: reference, recomputesLayers: recomputesLayers)
     }
 
     public var summary: String { "loss \(loss.kind.rawValue) beta \(loss.beta) ftx \(loss.ftx)" }

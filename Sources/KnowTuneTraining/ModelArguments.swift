@@ -12,6 +12,8 @@ public struct ModelArguments: Codable, Equatable {
     public var refModelAdapters: String?
     /// Storage of the frozen base weights in training: fp32, bf16 (bf16 products, as `--bf16` autocast on GPU) or f16.
     public var baseDtype = BasePrecision.fp32
+    /// LLaMA-Factory 0.5.3: never recompute activations.
+    public var disableGradientCheckpointing = false
 
     public init() {}
 

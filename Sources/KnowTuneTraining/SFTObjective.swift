@@ -30,8 +30,15 @@ public final class SFTObjective: TrainingObjective {
     public let summary = ""
     public let finalMetrics: [String: Double] = [:]
 
+    /// The activation plan's (tokens, longest sequence) for these examples.
+    public static func planCapacity(arguments: TrainingArguments, train: [EncodedExample], validation: [EncodedExample])
+        -> (tokens: Int, sequence: Int) {
+        let longest = (train + validation).map(\.tokenCount).max() ?? 1
+        return (max(arguments.training.tokenBudget, longest), longest)
+    }
+
     public init(arguments: TrainingArguments, model: LlamaConfiguration, loraLayout: LoRALayout, train: [EncodedExample],
-                validation: [EncodedExample]) {
+                validation: [EncodedExample], recomputesLayers: Bool = false) {
         self.train = train
         self.validation = validation
         trainOnPrompt = arguments.data.trainOnPrompt
@@ -39,9 +46,10 @@ public final class SFTObjective: TrainingObjective {
         seed = UInt64(arguments.training.seed)
         trainTokenCounts = train.map(\.tokenCount)
         validationTokenCounts = validation.map(\.tokenCount)
-        longestSequence = (train + validation).map(\.tokenCount).max() ?? 1
-        plan = ActivationPlan(model: model, loraLayout: loraLayout, tokenCapacity: max(arguments.training.tokenBudget, longestSequence),
-                              sequenceCapacity: longestSequence)
+        let capacity = Self.planCapacity(arguments: arguments, train: train, validation: validation)
+        longestSequence = capacity.sequence
+        plan = ActivationPlan(model: model, loraLayout: loraLayout, tokenCapacity: capacity.tokens, sequenceCapacity: capacity.sequence,
+                              recomputesLayers: recomputesLayers)
     }
 
     public func throughputAmount(ofUnit unit: Int) -> Int { trainTokenCounts[unit] }

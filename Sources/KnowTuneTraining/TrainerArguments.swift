@@ -32,6 +32,8 @@ public struct TrainerArguments: Codable, Equatable {
     public var greaterIsBetter: Bool?
     public var resumeFromCheckpoint: String?
     public var predictWithGenerate = false
+    /// HF's flag; nil: on only when the saved activations would not fit the node (ActivationRecomputation).
+    public var gradientCheckpointing: Bool?
 
     // KnowTune's own.
     /// Most tokens one forward/backward holds (activation memory); larger batches run as micro-batches.

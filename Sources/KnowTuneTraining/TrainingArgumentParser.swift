@@ -138,6 +138,9 @@ public enum TrainingArgumentParser {
         Key("greater_is_better", .optionalBool(\.training.greaterIsBetter), "direction of the metric (None: false for a loss)"),
         Key("resume_from_checkpoint", .optionalString(\.training.resumeFromCheckpoint), "a checkpoint folder, or latest"),
         Key("predict_with_generate", .bool(\.training.predictWithGenerate), "with --do_predict: generate and score the answers"),
+        Key("gradient_checkpointing", .optionalBool(\.training.gradientCheckpointing),
+            "recompute each layer's activations in backward (None: only when the saved ones would not fit the node's memory)"),
+        Key("disable_gradient_checkpointing", .bool(\.model.disableGradientCheckpointing), "never recompute activations"),
         // Generation.
         Key("do_sample", .bool(\.generation.doSample), "sample (false: greedy)"),
         Key("temperature", .double(\.generation.temperature), "sampling temperature"),
@@ -151,7 +154,7 @@ public enum TrainingArgumentParser {
         Key("collective_timeout", .double(\.training.collectiveTimeout), "seconds before a stuck collective aborts the job (0: never)"),
         Key("log_all_ranks", .bool(\.training.logAllRanks), "every rank logs INFO lines"),
     ] + ["bf16", "fp16", "overwrite_cache", "preprocessing_num_workers", "report_to", "ddp_timeout", "logging_dir",
-         "ignore_pad_token_for_loss", "flash_attn", "gradient_checkpointing", "ddp_find_unused_parameters"].map {
+         "ignore_pad_token_for_loss", "flash_attn", "ddp_find_unused_parameters"].map {
         Key($0, .noEffect($0), "accepted, no effect on CPU")
     }
 

@@ -80,6 +80,9 @@ public struct TrainingArguments: Codable, Equatable {
         if finetuning.stage == .sft && training.doPredict && !training.predictWithGenerate { problems.append("Please enable `predict_with_generate` to save model predictions.") }
         if finetuning.stage != .sft && data.trainOnPrompt { problems.append("--train_on_prompt applies to SFT only (--stage \(finetuning.stage.rawValue))") }
         if finetuning.stage == .dpo { problems += dpoProblems }
+        if model.disableGradientCheckpointing && training.gradientCheckpointing == true {
+            problems.append("--gradient_checkpointing and --disable_gradient_checkpointing contradict each other")
+        }
         if !problems.isEmpty { throw KnowTuneError.invalidConfiguration(problems.joined(separator: "; ")) }
     }
 }

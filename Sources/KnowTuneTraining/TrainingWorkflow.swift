@@ -39,13 +39,21 @@ public enum TrainingWorkflow {
         logger.info("model \(model.source) [\(model.format)]: \(c.parameterCount) parameters; LoRA r=\(lora.layout.configuration.rank) "
                     + "alpha=\(lora.layout.configuration.alpha) on \(lora.layout.configuration.targets.map(\.moduleName).joined(separator: ",")): "
                     + "trainable params \(lora.count) (\(String(format: "%.4f", 100 * Double(lora.count) / Double(c.parameterCount + lora.count)))%)")
+        let capacity: (tokens: Int, sequence: Int)
+        switch data {
+        case let .pairs(pairs): capacity = DPOPairBatch.capacity(pairs, tokenBudget: arguments.training.tokenBudget)
+        case let .examples((train, validation)): capacity = SFTObjective.planCapacity(arguments: arguments, train: train, validation: validation)
+        }
+        let recomputation = try chooseRecomputation(arguments, model: model, loraLayout: lora.layout, capacity: capacity,
+                                                    communicator: communicator)
+        logger.info("activation recomputation \(recomputation.enabled ? "on" : "off"): \(recomputation.reason)")
         switch data {
         case let .pairs(pairs):
             try runDPO(arguments, communicator: communicator, logger: logger, model: model, lora: lora, pairs: pairs,
-                       resumeFolder: resumeFolder)
+                       resumeFolder: resumeFolder, recomputesLayers: recomputation.enabled)
         case let .examples((train, validation)):
             let objective = SFTObjective(arguments: arguments, model: model.configuration, loraLayout: lora.layout, train: train,
-                                         validation: validation)
+                                         validation: validation, recomputesLayers: recomputation.enabled)
             let trainer = try Trainer(objective: objective, arguments: arguments, communicator: communicator, logger: logger,
                                       model: model, lora: lora)
             try resume(trainer, from: resumeFolder, communicator: communicator, logger: logger)
@@ -71,6 +79,20 @@ public enum TrainingWorkflow {
         }
     }
 
+    /// Rank 0 decides from its node's memory and every rank follows (the results are the same either way; one
+    /// decision keeps the banner true for every rank).
+    static func chooseRecomputation(_ arguments: TrainingArguments, model: LoadedModel, loraLayout: LoRALayout,
+                                    capacity: (tokens: Int, sequence: Int), communicator: any Communicator) throws -> ActivationRecomputation {
+        let decided = try Consensus.runAgreed(communicator: communicator, operation: "activation recomputation") { () -> ActivationRecomputation in
+            guard communicator.isMainRank else { return ActivationRecomputation(enabled: false, reason: "") }
+            return try ActivationRecomputation.decide(
+                arguments: arguments, model: model.configuration, loraLayout: loraLayout, tokenCapacity: capacity.tokens,
+                sequenceCapacity: capacity.sequence, ranksOnNode: communicator.localSize, availableBytes: NodeMemory.availableBytes(),
+                baseBytes: model.configuration.parameterCount * arguments.model.baseDtype.bytesPerElement)
+        }
+        return try communicator.broadcast(decided, root: 0, operation: "activation recomputation")
+    }
+
     static func resume(_ trainer: Trainer, from folder: String?, communicator: any Communicator, logger: RankLogger) throws {
         guard let folder else { return }
         try Consensus.runAgreed(communicator: communicator, operation: "resume") { try trainer.restore(from: folder) }
@@ -81,7 +103,7 @@ public enum TrainingWorkflow {
 
     /// LLaMA-Factory `run_dpo`: pairs, reference log-probs (once), DPO training with resume, export.
     static func runDPO(_ arguments: TrainingArguments, communicator: any Communicator, logger: RankLogger, model: LoadedModel,
-                       lora: LoRABuffer, pairs: [EncodedPair], resumeFolder: String?) throws {
+                       lora: LoRABuffer, pairs: [EncodedPair], resumeFolder: String?, recomputesLayers: Bool) throws {
         if let continued = arguments.model.adapterPaths.last, !arguments.model.createNewAdapter {
             logger.info("continuing the adapter \(continued) with its own configuration (--lora_* flags ignored); fresh optimizer and schedule")
         }
@@ -89,7 +111,8 @@ public enum TrainingWorkflow {
             try ReferenceLogProbabilities.loadReferenceModel(arguments, policy: model.configuration)
         }
         let objective = try DPOObjective.prepare(arguments: arguments, model: model, loraLayout: lora.layout, pairs: pairs,
-                                                 referenceModel: referenceModel, communicator: communicator)
+                                                 referenceModel: referenceModel, communicator: communicator,
+                                                 recomputesLayers: recomputesLayers)
         logger.info(String(format: "reference log-probs of %d pairs in %.2f s (%@)", pairs.count, objective.reference.seconds,
                            arguments.model.refModel.map { "--ref_model \($0)" } ?? "the base model with the adapter disabled"))
         let trainer = try Trainer(objective: objective, arguments: arguments, communicator: communicator, logger: logger,

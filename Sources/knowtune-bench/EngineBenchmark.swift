@@ -22,6 +22,11 @@ struct EngineBenchmarkResult: Codable {
     var stepSeconds: [String: [Double]]
     var finalLoss: Double
     var activationPlanMiB: Double
+    /// The same steps with activation recomputation, at the last thread count: its plan and step time over the
+    /// saved-activation step's (the target: ≤ 1.5).
+    var recomputedActivationPlanMiB: Double
+    var recomputedStepSeconds: [Double]
+    var recomputedOverSavedStepTime: Double
     var peakRSSMiB: Double
 
     enum CodingKeys: String, CodingKey {
@@ -30,6 +35,8 @@ struct EngineBenchmarkResult: Codable {
         case sgemm2048x576x576GFLOPs = "sgemm_2048x576x576_gflops", tokensPerSecond = "tokens_per_second"
         case modelGFLOPs = "model_gflops", fractionOfSgemmPeak = "fraction_of_sgemm_peak", stepSeconds = "step_seconds"
         case finalLoss = "final_loss", activationPlanMiB = "activation_plan_mib", peakRSSMiB = "peak_rss_mib"
+        case recomputedActivationPlanMiB = "recomputed_activation_plan_mib", recomputedStepSeconds = "recomputed_step_seconds"
+        case recomputedOverSavedStepTime = "recomputed_over_saved_step_time"
     }
 }
 
@@ -95,10 +102,7 @@ enum EngineBenchmark {
         var sgemm: [String: Double] = [:], tokensPerSecond: [String: Double] = [:], gflops: [String: Double] = [:]
         var fraction: [String: Double] = [:], stepTimes: [String: [Double]] = [:]
         var loss = 0.0
-        for threads in threadCounts {
-            BLAS.setThreadCount(threads)
-            let key = "\(threads)_threads"
-            sgemm[key] = sgemmGFLOPs()
+        func timeSteps(_ plan: ActivationPlan, label: String) -> [Double] {
             var times: [Double] = []
             for step in 0...steps {  // step 0 warms up (page faults, BLAS buffers) and is not timed
                 let start = DispatchTime.now().uptimeNanoseconds
@@ -110,19 +114,34 @@ enum EngineBenchmark {
                 loss = -logProbabilities.reduce(0.0) { $0 + Double($1) } / Double(M)
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 if step > 0 { times.append(seconds) }
-                FileHandle.standardError.write(Data(String(format: "threads %d step %d: %.2fs loss %.4f\n", threads, step, seconds, loss).utf8))
+                FileHandle.standardError.write(Data(String(format: "%@ step %d: %.2fs loss %.4f\n", label, step, seconds, loss).utf8))
             }
-            let median = times.sorted()[times.count / 2]
+            return times
+        }
+        func median(_ times: [Double]) -> Double { times.sorted()[times.count / 2] }
+        for threads in threadCounts {
+            BLAS.setThreadCount(threads)
+            let key = "\(threads)_threads"
+            sgemm[key] = sgemmGFLOPs()
+            let times = timeSteps(plan, label: "threads \(threads)")
+            let median = median(times)
             tokensPerSecond[key] = Double(B * T) / median
             gflops[key] = flopsPerToken * Double(B * T) / median / 1e9
             fraction[key] = (gflops[key] ?? 0) / (sgemm[key] ?? 1)
             stepTimes[key] = times
         }
+        // Recomputation at the last thread count, against that count's saved-activation steps.
+        let recomputedPlan = ActivationPlan(model: c, loraLayout: layout, tokenCapacity: batch.tokenCount, sequenceCapacity: T,
+                                            recomputesLayers: true)
+        let recomputedTimes = timeSteps(recomputedPlan, label: "recomputed, threads \(threadCounts.last ?? 1)")
+        let savedMedian = median(stepTimes["\(threadCounts.last ?? 1)_threads"] ?? [1])
         return EngineBenchmarkResult(
             model: model.source, openblasCore: BLAS.coreName, batchSize: B, sequenceLength: T,
             loraTargets: lora.targets.map(\.moduleName), loraRank: lora.rank, modelFLOPsPerToken: flopsPerToken,
             sgemm2048x576x576GFLOPs: sgemm, tokensPerSecond: tokensPerSecond, modelGFLOPs: gflops,
             fractionOfSgemmPeak: fraction, stepSeconds: stepTimes, finalLoss: loss,
-            activationPlanMiB: Double(plan.byteCount) / 1_048_576, peakRSSMiB: peakRSSMiB())
+            activationPlanMiB: Double(plan.byteCount) / 1_048_576,
+            recomputedActivationPlanMiB: Double(recomputedPlan.byteCount) / 1_048_576, recomputedStepSeconds: recomputedTimes,
+            recomputedOverSavedStepTime: median(recomputedTimes) / savedMedian, peakRSSMiB: peakRSSMiB())
     }
 }

@@ -55,7 +55,7 @@ final class TrainingArgumentTableTests: XCTestCase {
             try "\(key.name): \"\(value)\"\n".write(toFile: file, atomically: true, encoding: .utf8)
             XCTAssertEqual(try Parser.parse([file]).arguments, parsed.arguments, "\(key.name) from YAML")
         }
-        XCTAssertEqual(withoutEffect, 11)
+        XCTAssertEqual(withoutEffect, 10)
         XCTAssertGreaterThan(effects, 60)
     }
 

@@ -152,8 +152,9 @@ public final class ActivationPlan {
         finalNormed = arena.make(N * C)
         finalNormedGradient = arena.make(N * C)
         logits = arena.make(logitRowsPerChunk * c.vocabularySize)
-        targetIds = .allocate(capacity: N)
-        targetIds.initialize(repeating: 0, count: N)
+        let idCount = arena.measuresOnly ? 1 : N
+        targetIds = .allocate(capacity: idCount)
+        targetIds.initialize(repeating: 0, count: idCount)
         targetLogProbabilities = arena.make(N)
         targetLSE = arena.make(N)
         targetWeights = arena.make(N)
