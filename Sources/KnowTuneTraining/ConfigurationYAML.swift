@@ -27,7 +27,9 @@ enum ConfigurationYAML {
         let done = DispatchSemaphore(value: 0)
         // The document is built, read and freed on this thread: freeing a deep one recurses as deeply as parsing it.
         let parser = Thread {
-            outcome.result = Result { try flatten(Yams.load(yaml: text)) }
+            // compose, not load: load's constructor force-unwraps a mapping key that is not a string (`? [a]: 1`
+            // crashed it), so the node tree is read here instead.
+            outcome.result = Result { try flatten(Yams.compose(yaml: text)) }
             done.signal()
         }
         parser.stackSize = parserStackBytes
@@ -40,35 +42,43 @@ enum ConfigurationYAML {
         var result: Result<[(key: String, value: String)], Error> = .success([])
     }
 
-    private static func flatten(_ document: Any?) throws -> [(key: String, value: String)] {
-        guard let mapping = document as? [String: Any] else {
+    private static func flatten(_ document: Node?) throws -> [(key: String, value: String)] {
+        guard case let .mapping(mapping)? = document else {
             throw ConfigurationRefusal("expected a mapping of argument names to values")
         }
-        return try mapping.sorted(by: { $0.key < $1.key }).map { key, value in
+        var pairs: [(key: String, value: String)] = []
+        for (keyNode, value) in mapping {
+            guard case let .scalar(key) = keyNode else {
+                throw ConfigurationRefusal("an argument name must be a plain word, not a list or a mapping")
+            }
             switch value {
-            case let list as [Any]:
-                let items = try list.map { item -> String in
-                    guard let scalar = scalarText(item) else {
-                        throw ConfigurationRefusal("\(key): a list may hold only scalars")
-                    }
-                    return scalar
+            case let .sequence(items):
+                let texts = try items.map { item -> String in
+                    guard let text = scalarText(item) else { throw ConfigurationRefusal("\(key.string): a list may hold only scalars") }
+                    return text
                 }
-                return (key, items.joined(separator: ","))
+                pairs.append((key.string, texts.joined(separator: ",")))
             default:
-                guard let scalar = scalarText(value) else {
-                    throw ConfigurationRefusal("\(key): expected a scalar or a list of scalars, not a mapping")
+                guard let text = scalarText(value) else {
+                    throw ConfigurationRefusal("\(key.string): expected a scalar or a list of scalars, not a mapping")
                 }
-                return (key, scalar)
+                pairs.append((key.string, text))
             }
         }
+        // Later duplicates win, as YAML loaders keep the last value of a repeated key.
+        var seen = Set<String>()
+        return pairs.reversed().filter { seen.insert($0.key).inserted }.sorted { $0.key < $1.key }
     }
 
-    private static func scalarText(_ value: Any) -> String? {
-        switch value {
-        case let bool as Bool: return bool ? "true" : "false"
-        case is NSNull: return "None"
-        case is [Any], is [String: Any], is [AnyHashable: Any]: return nil
-        default: return "\(value)"
+    /// A scalar's text as the flag table reads it: null → None, booleans → true/false, numbers in Swift's spelling.
+    private static func scalarText(_ node: Node) -> String? {
+        guard case .scalar = node else { return nil }
+        switch Tag.Name(rawValue: node.tag.description) {
+        case .null: return "None"
+        case .bool: return node.bool.map { $0 ? "true" : "false" } ?? node.string
+        case .int: return node.int.map(String.init) ?? node.string
+        case .float: return node.float.map { "\($0)" } ?? node.string
+        default: return node.string
         }
     }
 

@@ -70,6 +70,9 @@ final class TrainingArgumentTests: XCTestCase {
         let laughs = "a: &a [lol, lol]\nb: &b [*a, *a]\nc: [*b, *b]\n"
         XCTAssertTrue(refusal(laughs).contains("anchors and aliases"), refusal(laughs))
         XCTAssertTrue(refusal("- just\n- a list\n").contains("expected a mapping"))
+        // Found by fuzzing: Yams' `load` force-unwrapped a key that is not a string.
+        XCTAssertTrue(refusal("? [a, b]\n: 1\n").contains("an argument name must be a plain word"))
+        XCTAssertTrue(refusal("? KnowTuninga@s: )").contains("an argument name must be a plain word"))
         let flat = try ConfigurationYAML.arguments(in: Data("b: [x, true]\na: null\nc: 1.5e-4\n".utf8))
         XCTAssertEqual(flat.map(\.key), ["a", "b", "c"])
         XCTAssertEqual(flat.map(\.value), ["None", "x,true", "0.00015"])
