@@ -70,14 +70,14 @@ enum ConfigurationYAML {
         return pairs.reversed().filter { seen.insert($0.key).inserted }.sorted { $0.key < $1.key }
     }
 
-    /// A scalar's text as the flag table reads it: null → None, booleans → true/false, numbers in Swift's spelling.
+    /// A scalar's text as the flag table reads it: null → None, booleans (YAML's yes/no/on/off too) → true/false,
+    /// anything else as written. Numbers stay text for the table to parse: Yams' own number constructor traps on an
+    /// overflowing sexagesimal like `1:99999999999999999999` (found by fuzzing).
     private static func scalarText(_ node: Node) -> String? {
         guard case .scalar = node else { return nil }
         switch Tag.Name(rawValue: node.tag.description) {
         case .null: return "None"
         case .bool: return node.bool.map { $0 ? "true" : "false" } ?? node.string
-        case .int: return node.int.map(String.init) ?? node.string
-        case .float: return node.float.map { "\($0)" } ?? node.string
         default: return node.string
         }
     }

@@ -73,9 +73,12 @@ final class TrainingArgumentTests: XCTestCase {
         // Found by fuzzing: Yams' `load` force-unwrapped a key that is not a string.
         XCTAssertTrue(refusal("? [a, b]\n: 1\n").contains("an argument name must be a plain word"))
         XCTAssertTrue(refusal("? KnowTuninga@s: )").contains("an argument name must be a plain word"))
+        // Also found by fuzzing: Yams' integer constructor trapped on an overflowing sexagesimal number.
+        XCTAssertEqual(try ConfigurationYAML.arguments(in: Data("a: 1:99999999999999999999999\n".utf8)).first?.value,
+                       "1:99999999999999999999999")
         let flat = try ConfigurationYAML.arguments(in: Data("b: [x, true]\na: null\nc: 1.5e-4\n".utf8))
         XCTAssertEqual(flat.map(\.key), ["a", "b", "c"])
-        XCTAssertEqual(flat.map(\.value), ["None", "x,true", "0.00015"])
+        XCTAssertEqual(flat.map(\.value), ["None", "x,true", "1.5e-4"])
     }
 
     func testStepPlanFollowsHFRatios() throws {
