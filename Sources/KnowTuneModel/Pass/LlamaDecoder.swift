@@ -256,10 +256,13 @@ public final class LlamaDecoder {
                 }
                 let x = plan.residualInput[layer]
                 let middle = plan.residualMiddle[layer]
-                // MLP block: recompute its input norm and activation, then go back through down, SwiGLU, gate/up.
-                RMSNorm.forward(output: plan.normed, reciprocalRMS: nil, input: middle, weight: weights.feedForwardNorm(layer),
-                                rows: N, channels: C, epsilon: c.rmsNormEpsilon)
-                SwiGLU.forward(output: plan.hidden, gate: plan.gate[layer], up: plan.up[layer], count: N * F)
+                // MLP block: its input norm and activation (the recomputed layer left both in place), then back
+                // through down, SwiGLU, gate/up.
+                if !plan.recomputesLayers {
+                    RMSNorm.forward(output: plan.normed, reciprocalRMS: nil, input: middle, weight: weights.feedForwardNorm(layer),
+                                    rows: N, channels: C, epsilon: c.rmsNormEpsilon)
+                    SwiGLU.forward(output: plan.hidden, gate: plan.gate[layer], up: plan.up[layer], count: N * F)
+                }
                 projectBackward(.down, layer: layer, input: plan.hidden, outputGradient: dResidual,
                                 inputGradient: plan.hiddenGradient, accumulate: false, rows: N, plan: plan, lora: lora,
                                 gradients: gradients, dropout: dropout, batch: batch)
