@@ -4,6 +4,7 @@
 // whose stack holds that depth; anchors and aliases are refused. LLaMA-Factory configs are small flat mappings of
 // scalars and lists, so no real one is touched. Does not interpret the mapping (TrainingArgumentParser does).
 import Foundation
+import KnowTuneTensor
 import Yams
 
 enum ConfigurationYAML {
@@ -13,14 +14,24 @@ enum ConfigurationYAML {
 
     /// The key-value pairs of `data`, a mapping of argument names to scalars or lists of scalars (a list becomes
     /// its comma-joined items, a null "None"), in key order.
-    static func arguments(in data: Data) throws -> [(key: String, value: String)] {
+    static func arguments(in data: Data, path: String) throws -> [(key: String, value: String)] {
+        do {
+            return try parse(data)
+        } catch let refusal as Refusal {
+            throw KnowTuneError.badFormat(path: path, reason: refusal.reason)
+        } catch {
+            throw KnowTuneError.badFormat(path: path, reason: "not valid YAML: \(error)")
+        }
+    }
+
+    private static func parse(_ data: Data) throws -> [(key: String, value: String)] {
         if data.count > maxBytes {
-            throw ConfigurationRefusal("larger than \(maxBytes / 1024) KiB; a configuration is a small mapping of arguments")
+            throw Refusal("larger than \(maxBytes / 1024) KiB; a configuration is a small mapping of arguments")
         }
         let bytes = Array(data)
         if let offset = aliasOrAnchorOffset(in: bytes) {
             let line = bytes[..<offset].filter { $0 == UInt8(ascii: "\n") }.count + 1
-            throw ConfigurationRefusal("YAML anchors and aliases (a word starting with & or *, line \(line)) are not accepted")
+            throw Refusal("YAML anchors and aliases (a word starting with & or *, line \(line)) are not accepted")
         }
         let text = String(decoding: bytes, as: UTF8.self)
         let outcome = ParseOutcome()
@@ -44,23 +55,23 @@ enum ConfigurationYAML {
 
     private static func flatten(_ document: Node?) throws -> [(key: String, value: String)] {
         guard case let .mapping(mapping)? = document else {
-            throw ConfigurationRefusal("expected a mapping of argument names to values")
+            throw Refusal("expected a mapping of argument names to values")
         }
         var pairs: [(key: String, value: String)] = []
         for (keyNode, value) in mapping {
             guard case let .scalar(key) = keyNode else {
-                throw ConfigurationRefusal("an argument name must be a plain word, not a list or a mapping")
+                throw Refusal("an argument name must be a plain word, not a list or a mapping")
             }
             switch value {
             case let .sequence(items):
                 let texts = try items.map { item -> String in
-                    guard let text = scalarText(item) else { throw ConfigurationRefusal("\(key.string): a list may hold only scalars") }
+                    guard let text = scalarText(item) else { throw Refusal("\(key.string): a list may hold only scalars") }
                     return text
                 }
                 pairs.append((key.string, texts.joined(separator: ",")))
             default:
                 guard let text = scalarText(value) else {
-                    throw ConfigurationRefusal("\(key.string): expected a scalar or a list of scalars, not a mapping")
+                    throw Refusal("\(key.string): expected a scalar or a list of scalars, not a mapping")
                 }
                 pairs.append((key.string, text))
             }
@@ -93,7 +104,8 @@ enum ConfigurationYAML {
     }
 }
 
-struct ConfigurationRefusal: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+/// Why a configuration file is refused; `ConfigurationYAML.arguments` turns it into `KnowTuneError.badFormat`.
+private struct Refusal: Error {
+    let reason: String
+    init(_ reason: String) { self.reason = reason }
 }

@@ -277,12 +277,7 @@ public enum TrainingArgumentParser {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw KnowTuneError.fileUnreadable(path: path, reason: "configuration file not found")
         }
-        let arguments: [(key: String, value: String)]
-        do { arguments = try ConfigurationYAML.arguments(in: data) } catch let refusal as ConfigurationRefusal {
-            throw KnowTuneError.badFormat(path: path, reason: refusal.description)
-        } catch {
-            throw KnowTuneError.badFormat(path: path, reason: "not valid YAML: \(error)")
-        }
+        let arguments = try ConfigurationYAML.arguments(in: data, path: path)
         for (key, text) in arguments {
             do { try apply(key, text, to: &parsed) } catch let error as KnowTuneError {
                 throw KnowTuneError.badFormat(path: path, reason: "\(error)")

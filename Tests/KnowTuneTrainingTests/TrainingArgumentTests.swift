@@ -57,7 +57,7 @@ final class TrainingArgumentTests: XCTestCase {
     func testHostileYAMLConfigurationsAreRefused() throws {
         func refusal(_ text: String) -> String {
             do {
-                _ = try ConfigurationYAML.arguments(in: Data(text.utf8))
+                _ = try ConfigurationYAML.arguments(in: Data(text.utf8), path: "c.yaml")
                 return "accepted"
             } catch { return "\(error)" }
         }
@@ -74,9 +74,9 @@ final class TrainingArgumentTests: XCTestCase {
         XCTAssertTrue(refusal("? [a, b]\n: 1\n").contains("an argument name must be a plain word"))
         XCTAssertTrue(refusal("? KnowTuninga@s: )").contains("an argument name must be a plain word"))
         // Also found by fuzzing: Yams' integer constructor trapped on an overflowing sexagesimal number.
-        XCTAssertEqual(try ConfigurationYAML.arguments(in: Data("a: 1:99999999999999999999999\n".utf8)).first?.value,
+        XCTAssertEqual(try ConfigurationYAML.arguments(in: Data("a: 1:99999999999999999999999\n".utf8), path: "c.yaml").first?.value,
                        "1:99999999999999999999999")
-        let flat = try ConfigurationYAML.arguments(in: Data("b: [x, true]\na: null\nc: 1.5e-4\n".utf8))
+        let flat = try ConfigurationYAML.arguments(in: Data("b: [x, true]\na: null\nc: 1.5e-4\n".utf8), path: "c.yaml")
         XCTAssertEqual(flat.map(\.key), ["a", "b", "c"])
         XCTAssertEqual(flat.map(\.value), ["None", "x,true", "1.5e-4"])
     }
