@@ -19,6 +19,8 @@ public final class DPOObjective: TrainingObjective {
     let loss: DPOLoss
     let train: [EncodedPair]
     let reference: ReferenceLogProbabilities
+    /// Pairs of one prompt (`--dpo_group_by_prompt`): kept together, their shared sequences computed once.
+    public let trainUnitGroups: TrainingUnitGroups?
     private let plan: ActivationPlan
     /// The current step's global pair count.
     private var pairCount = 1.0
@@ -41,7 +43,8 @@ public final class DPOObjective: TrainingObjective {
         loss = try DPOLoss(arguments: arguments)
         self.train = train
         self.reference = reference
-        let capacity = DPOPairBatch.capacity(train, tokenBudget: arguments.training.tokenBudget)
+        trainUnitGroups = DPOPairBatch.promptGroups(train, enabled: arguments.finetuning.dpoGroupByPrompt)
+        let capacity = DPOPairBatch.capacity(train, groups: trainUnitGroups, tokenBudget: arguments.training.tokenBudget)
         trainTokenCounts = train.map(\.tokenCount)
         longestSequence = capacity.sequence
         plan = ActivationPlan(model: model, loraLayout: loraLayout, tokenCapacity: capacity.tokens, sequenceCapacity: capacity.sequence,
@@ -52,21 +55,29 @@ public final class DPOObjective: TrainingObjective {
     public static func prepare(arguments: TrainingArguments, model: LoadedModel, loraLayout: LoRALayout, pairs: [EncodedPair],
                                referenceModel: LoadedModel?, communicator: any Communicator,
                                recomputesLayers: Bool = false) throws -> DPOObjective {
-        let longest = DPOPairBatch.capacity(pairs, tokenBudget: arguments.training.tokenBudget).sequence
+        let groups = DPOPairBatch.promptGroups(pairs, enabled: arguments.finetuning.dpoGroupByPrompt)
+        let longest = DPOPairBatch.capacity(pairs, groups: groups, tokenBudget: arguments.training.tokenBudget).sequence
         let weights = referenceModel?.weights ?? model.weights
         let decoder = LlamaDecoder(weights: weights, maxPositions: Trainer.positions(arguments, model: weights.configuration, longest: longest))
         let reference = try withExtendedLifetime(referenceModel) {
-            try ReferenceLogProbabilities.compute(pairs: pairs, decoder: decoder, tokenBudget: arguments.training.tokenBudget,
-                                                  communicator: communicator)
+            try ReferenceLogProbabilities.compute(pairs: pairs, groups: groups, decoder: decoder,
+                                                  tokenBudget: arguments.training.tokenBudget, communicator: communicator)
         }
         return try DPOObjective(arguments: arguments, model: model.configuration, loraLayout: loraLayout, train: pairs,
                                 reference: reference, recomputesLayers: recomputesLayers)
     }
 
-    public var summary: String { "loss \(loss.kind.rawValue) beta \(loss.beta) ftx \(loss.ftx)" }
+    public var summary: String {
+        let grouping = trainUnitGroups.map { "pairs grouped by prompt (\($0.groupCount) groups)" } ?? "pair-level order"
+        return "loss \(loss.kind.rawValue) beta \(loss.beta) ftx \(loss.ftx), \(grouping)"
+    }
     public var finalMetrics: [String: Double] { ["reference_runtime": (reference.seconds * 10000).rounded() / 10000] }
 
     public func throughputAmount(ofUnit unit: Int) -> Int { 1 }
+
+    public func tokenCount(ofUnits units: [Int]) -> Int {
+        DPOPairBatch.tokenCount(units.map { train[$0] }, sharingSequences: trainUnitGroups != nil)
+    }
 
     public func beginStep(batch: [Int], step: Int) {
         // The mean over every pair of the global batch: each pair's loss and gradient carry 1/P on whichever rank.
@@ -74,23 +85,26 @@ public final class DPOObjective: TrainingObjective {
     }
 
     public func accumulate(units: [Int], context: PassContext) -> [Double] {
-        let packed = DPOPairBatch.pack(units.map { train[$0] })
+        let batch = DPOPairBatch(units.map { train[$0] }, sharingSequences: trainUnitGroups != nil)
+        let packed = batch.packed
         // TRL disables dropout in DPO (`disable_dropout_in_model`), so no mask here.
         let logProbabilities = context.decoder.forward(batch: packed, plan: plan, lora: context.parameters)
-        let policy = DPOPairBatch.sequenceSums(logProbabilities, batch: packed)
+        let policy = batch.sequenceSums(logProbabilities)
         var lossSum = 0.0
         var sums = DPOMetricSums()
         var sequenceWeights = [Double](repeating: 0, count: packed.sequenceCount)
         for (k, unit) in units.enumerated() {
+            let chosen = batch.chosenSequence[k], rejected = batch.rejectedSequence[k]
             let terms = loss.terms(DPOLoss.Pair(
-                policyChosen: policy[2 * k], policyRejected: policy[2 * k + 1],
+                policyChosen: policy[chosen], policyRejected: policy[rejected],
                 referenceChosen: reference.chosen[unit], referenceRejected: reference.rejected[unit],
                 chosenLength: train[unit].chosen.count))
             lossSum += terms.loss / pairCount
-            sums.add(terms, policyChosen: policy[2 * k], policyRejected: policy[2 * k + 1])
-            // The engine's loss is Σ w·(−log p), so a token of sequence s gets w = −∂L/∂logp_s.
-            sequenceWeights[2 * k] = -terms.gradientChosen / pairCount
-            sequenceWeights[2 * k + 1] = -terms.gradientRejected / pairCount
+            sums.add(terms, policyChosen: policy[chosen], policyRejected: policy[rejected])
+            // The engine's loss is Σ w·(−log p), so a token of sequence s gets w = −∂L/∂logp_s, summed over the
+            // pairs that share s.
+            sequenceWeights[chosen] += -terms.gradientChosen / pairCount
+            sequenceWeights[rejected] += -terms.gradientRejected / pairCount
         }
         if sequenceWeights.contains(where: { $0 != 0 }) {  // none, e.g., under a saturated hinge
             let weights = packed.targetSequence.map { Float(sequenceWeights[$0]) }

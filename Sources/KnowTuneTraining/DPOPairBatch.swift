@@ -1,33 +1,74 @@
-// Implements the model input of a group of preference pairs: each pair's `prompt + chosen` and `prompt + rejected`
-// packed end to end (sequence 2k and 2k+1; LF053's collator puts all chosen before all rejected, which changes
-// nothing here because packed sequences never attend to each other), and the per-sequence sums of the target
-// log-probs (TRL `get_batch_logps` with average_log_prob=False); does not run the model.
+// Implements the model input of a group of preference pairs: the sequences `prompt + chosen` and `prompt + rejected`
+// packed end to end (pair-level: 2k and 2k+1; LF053's collator puts all chosen before all rejected, which changes
+// nothing here because packed sequences never attend to each other), and each pair's sums of target log-probs (TRL
+// `get_batch_logps` with average_log_prob=False). When sharing, each distinct sequence is packed once and the pairs
+// that contain it read the same sums (KC data: three pairs of one prompt share the chosen answer). Does not run the
+// model.
 import KnowTuneData
 import KnowTuneModel
 
-enum DPOPairBatch {
-    /// Packs `pairs`; only answer tokens (EOS included) carry targets.
-    static func pack(_ pairs: [EncodedPair]) -> PackedBatch {
-        var batch = PackedBatch()
-        for pair in pairs {
-            batch.append(prompt: pair.prompt, response: pair.chosen)
-            batch.append(prompt: pair.prompt, response: pair.rejected)
-        }
-        return batch
+struct DPOPairBatch {
+    private(set) var packed = PackedBatch()
+    /// Sequence (in `packed`) of each pair's chosen and of its rejected answer.
+    private(set) var chosenSequence: [Int] = []
+    private(set) var rejectedSequence: [Int] = []
+
+    private struct SequenceKey: Hashable {
+        let prompt: [Int32]
+        let response: [Int32]
     }
 
-    /// Σ log p over each sequence's targets, in Double: [chosen₀, rejected₀, chosen₁, …].
-    static func sequenceSums(_ logProbabilities: [Float], batch: PackedBatch) -> [Double] {
-        var sums = [Double](repeating: 0, count: batch.sequenceCount)
-        for (value, sequence) in zip(logProbabilities, batch.targetSequence) { sums[sequence] += Double(value) }
+    /// Packs `pairs`; only answer tokens (EOS included) carry targets. `sharingSequences`: identical (prompt,
+    /// response) sequences are packed once.
+    init(_ pairs: [EncodedPair], sharingSequences: Bool) {
+        var seen: [SequenceKey: Int] = [:]
+        func add(_ prompt: [Int32], _ response: [Int32]) -> Int {
+            let key = SequenceKey(prompt: prompt, response: response)
+            if sharingSequences, let sequence = seen[key] { return sequence }
+            let sequence = packed.sequenceCount
+            packed.append(prompt: prompt, response: response)
+            if sharingSequences { seen[key] = sequence }
+            return sequence
+        }
+        for pair in pairs {
+            chosenSequence.append(add(pair.prompt, pair.chosen))
+            rejectedSequence.append(add(pair.prompt, pair.rejected))
+        }
+    }
+
+    var pairCount: Int { chosenSequence.count }
+
+    /// Σ log p over each packed sequence's targets, in Double.
+    func sequenceSums(_ logProbabilities: [Float]) -> [Double] {
+        var sums = [Double](repeating: 0, count: packed.sequenceCount)
+        for (value, sequence) in zip(logProbabilities, packed.targetSequence) { sums[sequence] += Double(value) }
         return sums
     }
 
-    /// Activation plan sizes for pairs: a micro-batch holds whole pairs within `tokenBudget`, and a pair larger
-    /// than the budget runs alone.
-    static func capacity(_ pairs: [EncodedPair], tokenBudget: Int) -> (tokens: Int, sequence: Int) {
-        let largestPair = pairs.map(\.tokenCount).max() ?? 1
+    /// Tokens the packed pairs run: every sequence, or each distinct one once when sharing.
+    static func tokenCount(_ pairs: [EncodedPair], sharingSequences: Bool) -> Int {
+        guard sharingSequences else { return pairs.reduce(0) { $0 + $1.tokenCount } }
+        var seen = Set<SequenceKey>()
+        var tokens = 0
+        for pair in pairs {
+            for response in [pair.chosen, pair.rejected] where seen.insert(SequenceKey(prompt: pair.prompt, response: response)).inserted {
+                tokens += pair.prompt.count + response.count
+            }
+        }
+        return tokens
+    }
+
+    /// Activation plan sizes: a micro-batch holds whole clusters (a pair, or the pairs of one group) within
+    /// `tokenBudget`, and a cluster larger than the budget runs alone.
+    static func capacity(_ pairs: [EncodedPair], groups: TrainingUnitGroups?, tokenBudget: Int) -> (tokens: Int, sequence: Int) {
+        let clusters = groups?.members ?? pairs.indices.map { [$0] }
+        let largestCluster = clusters.map { tokenCount($0.map { pairs[$0] }, sharingSequences: groups != nil) }.max() ?? 1
         let longest = pairs.map(\.longestSequence).max() ?? 1
-        return (max(tokenBudget, largestPair), max(longest, 1))
+        return (max(tokenBudget, largestCluster), max(longest, 1))
+    }
+
+    /// Pairs of one prompt form a group (`--dpo_group_by_prompt`), or nil for the pair-level order.
+    static func promptGroups(_ pairs: [EncodedPair], enabled: Bool) -> TrainingUnitGroups? {
+        enabled ? TrainingUnitGroups(keys: pairs.map(\.prompt)) : nil
     }
 }

@@ -18,6 +18,9 @@ public struct FinetuningArguments: Codable, Equatable {
     public var dpoBeta = 0.1
     public var dpoLoss = DPOLoss.LossKind.sigmoid
     public var dpoFTX = 0.0
+    /// KnowTune's default, unlike LF053's pair-level shuffle: pairs of one prompt stay together so that the
+    /// sequences they share run once per step (no effect when every prompt is distinct).
+    public var dpoGroupByPrompt = true
     public var plotLoss = false
 
     public init() {}

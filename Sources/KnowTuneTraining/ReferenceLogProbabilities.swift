@@ -29,23 +29,29 @@ public struct ReferenceLogProbabilities: Equatable {
     }
 
     /// Scores `pairs` with `decoder` (no adapter): each rank takes its token-balanced share, micro-batched under
-    /// `tokenBudget`, then every rank receives everything.
-    public static func compute(pairs: [EncodedPair], decoder: LlamaDecoder, tokenBudget: Int,
+    /// `tokenBudget`, then every rank receives everything. With `groups`, a group's pairs stay together and the
+    /// sequences they share are scored once.
+    public static func compute(pairs: [EncodedPair], groups: TrainingUnitGroups? = nil, decoder: LlamaDecoder, tokenBudget: Int,
                                communicator: any Communicator) throws -> ReferenceLogProbabilities {
         let started = Date()
-        let tokenCounts = pairs.map(\.tokenCount)
-        let shards = BatchSharder.shard(tokenCounts: tokenCounts, rankCount: communicator.size)
-        let mine = shards[communicator.rank]
+        let sharing = groups != nil
+        let clusters = groups?.members ?? pairs.indices.map { [$0] }
+        let tokenCounts = clusters.map { DPOPairBatch.tokenCount($0.map { pairs[$0] }, sharingSequences: sharing) }
+        // Each rank's pairs, in the order their values travel.
+        let clusterShards = BatchSharder.shard(tokenCounts: tokenCounts, rankCount: communicator.size)
+        let shards = clusterShards.map { $0.flatMap { clusters[$0] } }
+        let mine = clusterShards[communicator.rank]
         var local: [Double] = []
-        local.reserveCapacity(2 * mine.count)
+        local.reserveCapacity(2 * shards[communicator.rank].count)
         if !mine.isEmpty {
-            let capacity = DPOPairBatch.capacity(mine.map { pairs[$0] }, tokenBudget: tokenBudget)
-            let plan = ActivationPlan(model: decoder.configuration, loraLayout: nil, tokenCapacity: capacity.tokens,
-                                      sequenceCapacity: capacity.sequence)
+            // A cluster larger than the budget runs alone.
+            let plan = ActivationPlan(model: decoder.configuration, loraLayout: nil,
+                                      tokenCapacity: max(tokenBudget, mine.map { tokenCounts[$0] }.max() ?? 1),
+                                      sequenceCapacity: max(shards[communicator.rank].map { pairs[$0].longestSequence }.max() ?? 1, 1))
             for micro in BatchSharder.microBatches(mine, tokenCounts: tokenCounts, budget: tokenBudget) {
-                let batch = DPOPairBatch.pack(micro.map { pairs[$0] })
-                let logProbabilities = decoder.forward(batch: batch, plan: plan, lora: nil)
-                local += DPOPairBatch.sequenceSums(logProbabilities, batch: batch)
+                let batch = DPOPairBatch(micro.flatMap { clusters[$0] }.map { pairs[$0] }, sharingSequences: sharing)
+                let sums = batch.sequenceSums(decoder.forward(batch: batch.packed, plan: plan, lora: nil))
+                for k in 0..<batch.pairCount { local += [sums[batch.chosenSequence[k]], sums[batch.rejectedSequence[k]]] }
             }
         }
         // Every rank knows every shard's indices, so only the values travel: 8 bytes each, little-endian.

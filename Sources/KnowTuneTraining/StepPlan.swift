@@ -45,11 +45,12 @@ public struct StepPlan: Equatable {
         ValidationSplit.permutation(count: trainCount, seed: SplitMix64.mix(UInt64(bitPattern: Int64(seed)) &+ UInt64(epoch) &* 0x9E37_79B9))
     }
 
-    /// The training indices of optimizer step `step` (1-based); the last batch of an epoch may be short.
-    public func batch(forStep step: Int, trainCount: Int, seed: Int) -> [Int] {
+    /// The training indices of optimizer step `step` (1-based); the last batch of an epoch may be short. With
+    /// `groups`, the epoch's order permutes whole groups (a group may still straddle two batches).
+    public func batch(forStep step: Int, trainCount: Int, seed: Int, groups: TrainingUnitGroups? = nil) -> [Int] {
         let epoch = (step - 1) / stepsPerEpoch
         let position = (step - 1) % stepsPerEpoch
-        let order = Self.order(epoch: epoch, trainCount: trainCount, seed: seed)
+        let order = groups?.order(epoch: epoch, seed: seed) ?? Self.order(epoch: epoch, trainCount: trainCount, seed: seed)
         let start = position * globalBatchSize
         return Array(order[min(start, trainCount)..<min(start + globalBatchSize, trainCount)])
     }

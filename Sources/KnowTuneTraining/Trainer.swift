@@ -90,15 +90,17 @@ public final class Trainer {
     /// Forward/backward of this rank's shard of `batch` (training unit indices), the all-reduce, clipping and AdamW.
     func trainStep(_ batch: [Int], step: Int) throws -> StepResult {
         communicator.step = step
-        let unitTokens = objective.trainTokenCounts
-        let tokenCounts = batch.map { unitTokens[$0] }
+        // A cluster (a unit, or the units of one group in this batch) stays whole on one rank and in one micro-batch.
+        let clusters = objective.trainUnitGroups?.clusters(of: batch) ?? batch.indices.map { [$0] }
+        let clusterUnits = clusters.map { $0.map { batch[$0] } }
+        let tokenCounts = clusterUnits.map { objective.tokenCount(ofUnits: $0) }
         let mine = BatchSharder.shard(tokenCounts: tokenCounts, rankCount: communicator.size)[communicator.rank]
         objective.beginStep(batch: batch, step: step)
         gradients.zero()
         // Every rank reduces a block of the same length, also a rank whose shard is empty.
         var sums = [Double](repeating: 0, count: objective.scalarCount)
         for micro in BatchSharder.microBatches(mine, tokenCounts: tokenCounts, budget: arguments.training.tokenBudget) {
-            let scalars = objective.accumulate(units: micro.map { batch[$0] }, context: context)
+            let scalars = objective.accumulate(units: micro.flatMap { clusterUnits[$0] }, context: context)
             precondition(scalars.count == sums.count, "an objective returns scalarCount scalars")
             for (i, value) in scalars.enumerated() { sums[i] += value }
         }
@@ -186,7 +188,8 @@ public final class Trainer {
         let evaluates = !objective.validationTokenCounts.isEmpty
         for step in (startStep + 1)...max(startStep + 1, steps.maxSteps) where step <= steps.maxSteps {
             faults.beforeStep(step, rank: communicator.rank)
-            let batch = steps.batch(forStep: step, trainCount: objective.trainTokenCounts.count, seed: arguments.training.seed)
+            let batch = steps.batch(forStep: step, trainCount: objective.trainTokenCounts.count, seed: arguments.training.seed,
+                                    groups: objective.trainUnitGroups)
             let result = try trainStep(batch, step: step)
             state.record(step: step, loss: result.loss, metrics: result.metrics)
             stepsThisRun += 1

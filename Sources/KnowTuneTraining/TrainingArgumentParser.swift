@@ -104,6 +104,8 @@ public enum TrainingArgumentParser {
         Key("dpo_beta", .double(\.finetuning.dpoBeta), "DPO beta"),
         Key("dpo_loss", .choice(\.finetuning.dpoLoss), "DPO loss"),
         Key("dpo_ftx", .double(\.finetuning.dpoFTX), "DPO: weight of the chosen answers' SFT loss"),
+        Key("dpo_group_by_prompt", .bool(\.finetuning.dpoGroupByPrompt),
+            "DPO: shuffle and batch the pairs of one prompt together and compute their shared sequences once (false: LF's pair-level order)"),
         Key("plot_loss", .bool(\.finetuning.plotLoss), "write training_loss.svg and training_eval_loss.svg"),
         // Training.
         Key("output_dir", .string(\.training.outputDir), "where adapters, checkpoints and logs go"),

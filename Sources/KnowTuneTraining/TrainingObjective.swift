@@ -35,6 +35,13 @@ public protocol TrainingObjective: AnyObject {
     /// one rank and in one micro-batch; the loop balances ranks and fills micro-batches by these counts.
     var trainTokenCounts: [Int] { get }
 
+    /// Training units that must stay together (shuffled as a block, one rank, one micro-batch), or nil.
+    var trainUnitGroups: TrainingUnitGroups? { get }
+
+    /// Tokens a micro-batch of these units runs (what ranks are balanced by and the token budget bounds); units that
+    /// share sequences may run fewer than the sum of their counts.
+    func tokenCount(ofUnits units: [Int]) -> Int
+
     /// Token count of each validation unit (empty: the objective does not evaluate).
     var validationTokenCounts: [Int] { get }
 
@@ -76,4 +83,10 @@ public protocol TrainingObjective: AnyObject {
 
     /// Figures the objective adds to train_results.json.
     var finalMetrics: [String: Double] { get }
+}
+
+extension TrainingObjective {
+    public var trainUnitGroups: TrainingUnitGroups? { nil }
+
+    public func tokenCount(ofUnits units: [Int]) -> Int { units.reduce(0) { $0 + trainTokenCounts[$1] } }
 }

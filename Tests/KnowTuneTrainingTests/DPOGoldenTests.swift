@@ -49,11 +49,11 @@ final class DPOGoldenTests: XCTestCase {
         let lora = LoRABuffer(layout: LoRALayout(model: model.configuration,
                                                  lora: LoRAConfiguration(rank: 8, alpha: 16, targets: [.query, .value])))
         Self.fillPattern(lora)
-        let batch = DPOPairBatch.pack(pairs)
-        let plan = ActivationPlan(model: model.configuration, loraLayout: lora.layout, tokenCapacity: batch.tokenCount,
-                                  sequenceCapacity: batch.longestSequence)
+        let batch = DPOPairBatch(pairs, sharingSequences: false)
+        let plan = ActivationPlan(model: model.configuration, loraLayout: lora.layout, tokenCapacity: batch.packed.tokenCount,
+                                  sequenceCapacity: batch.packed.longestSequence)
         let decoder = LlamaDecoder(weights: model.weights, maxPositions: 512)
-        let policy = DPOPairBatch.sequenceSums(decoder.forward(batch: batch, plan: plan, lora: lora), batch: batch)
+        let policy = batch.sequenceSums(decoder.forward(batch: batch.packed, plan: plan, lora: lora))
         XCTAssertEqual(policy[0], Self.number(expected["policy_chosen_logp"]), accuracy: logProbabilityTolerance)
         XCTAssertEqual(policy[1], Self.number(expected["policy_rejected_logp"]), accuracy: logProbabilityTolerance)
 

@@ -49,8 +49,16 @@ enum DPOFixtures {
         var identical = preferenceRecords(count: 8)
         identical[3]["output"] = ["The same answer.", "The same answer."]
         try write(identical, "identical.json")
+        // KC-shaped: three pairs per instruction share the chosen answer.
+        try write((0..<24).map { i -> [String: Any] in
+            let thing = ["lamp", "river", "garden", "window", "bridge", "kitchen", "forest", "street"][i / 3]
+            let rejected = ["bad", "dark", "dirty"][i % 3]
+            return ["instruction": "Describe the \(thing).", "input": "",
+                    "output": ["The \(thing) is good, bright and clean.", "The \(thing) is \(rejected), only \(rejected)."]]
+        }, "shared.json")
         let columns = ["prompt": "instruction", "query": "input", "response": "output"]
         let registry: [String: Any] = [
+            "pairs_shared": ["file_name": "shared.json", "columns": columns, "ranking": true],
             "pairs": ["file_name": "pairs.json", "columns": columns, "ranking": true],
             "pairs_columns": ["file_name": "pairs_columns.json", "columns": ["prompt": "question", "chosen": "good", "rejected": "bad"]],
             "plain": ["file_name": "plain.json", "columns": columns],
