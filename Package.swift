@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(name: "KnowTuneLaunchTests", dependencies: ["KnowTuneModel", "KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneFuzzingTests", dependencies: ["KnowTuneFuzzing", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneKnowledgeTests",
-                    dependencies: ["KnowTuneKnowledge", "KnowTuneModel", "KnowTuneData", "KnowTuneDistributed", "KnowTuneTensor",
+                    dependencies: ["KnowTuneKnowledge", "KnowTuneGeneration", "KnowTuneModel", "KnowTuneData", "KnowTuneDistributed", "KnowTuneTensor",
                                    "KnowTuneTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

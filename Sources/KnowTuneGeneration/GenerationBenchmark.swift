@@ -1,6 +1,7 @@
 // Implements the decoding benchmark: generated tokens/s at batch 1 and batch 8 (greedy, 128 new tokens, no early
 // stop) and prompt tokens/s, on alpaca prompts of dolly_test instructions, in the style of llama.cpp's tg128 and
-// pp512 figures; does not print (knowtune-genbench does) or run as a test.
+// pp512 figures; and the cost of schema-constrained decoding (the mask's time per token against a decode step);
+// does not print (knowtune-genbench does) or run as a test.
 import Foundation
 import KnowTuneData
 import KnowTuneModel
@@ -21,12 +22,19 @@ public struct GenerationBenchmarkResult: Codable {
     public var batch1: GenerationStatistics
     public var batch8: GenerationStatistics
     public var prompt512: GenerationStatistics
+    /// Batch 1, greedy, up to 128 tokens under a teacher-shaped JSON schema (stops when the document is whole).
+    public var constrainedBatch1: GenerationStatistics
+    /// Mask time per constrained token over the unconstrained batch-1 decode step time per token.
+    public var maskShareOfDecodeStep: Double
+    /// Building the vocabulary's byte trie (once per tokenizer).
+    public var trieSeconds: Double
 
     enum CodingKeys: String, CodingKey {
         case openBLASCore = "openblas_core", openBLASThreads = "openblas_threads", newTokens = "new_tokens"
         case batch1TokensPerSecond = "batch1_tokens_per_second", batch8TokensPerSecond = "batch8_tokens_per_second"
         case promptTokensPerSecond = "prompt_tokens_per_second", prompt512TokensPerSecond = "prompt512_tokens_per_second"
-        case batch1 = "batch1", batch8 = "batch8", prompt512 = "prompt512"
+        case batch1 = "batch1", batch8 = "batch8", prompt512 = "prompt512", constrainedBatch1 = "constrained_batch1"
+        case maskShareOfDecodeStep = "mask_share_of_decode_step", trieSeconds = "trie_seconds"
     }
 }
 
@@ -44,13 +52,16 @@ public enum GenerationBenchmark {
         // No stop ids: every sequence makes exactly `newTokens` tokens, so batches stay full.
         let configuration = GenerationConfiguration.greedy(maxNewTokens: newTokens)
 
-        func measure(_ selected: [[Int32]], batchSize: Int, tokens: GenerationConfiguration) throws -> GenerationStatistics {
-            let generator = Generator(weights: model.weights, stopTokenIds: [], batchSize: batchSize)
+        func measure(_ selected: [[Int32]], batchSize: Int, tokens: GenerationConfiguration,
+                     constraint: (() -> JSONConstraint)? = nil) throws -> GenerationStatistics {
+            let generator = Generator(weights: model.weights, stopTokenIds: constraint == nil ? [] : [model.tokenizer.eosTokenId],
+                                      batchSize: batchSize)
             // Warm-up: allocates the cache and touches every weight page.
             _ = try generator.generate(prompts: [selected[0]], exampleIndices: [0], configuration: .greedy(maxNewTokens: 2))
             var best: GenerationStatistics?
             for _ in 0..<max(rounds, 1) {
-                _ = try generator.generate(prompts: selected, exampleIndices: Array(selected.indices), configuration: tokens)
+                _ = try generator.generate(prompts: selected, exampleIndices: Array(selected.indices), configuration: tokens,
+                                           constraints: constraint.map { make in selected.map { _ in make() } })
                 let round = generator.statistics
                 if let current = best {
                     best = round.decodeSeconds + round.prefillSeconds < current.decodeSeconds + current.prefillSeconds ? round : current
@@ -66,13 +77,26 @@ public enum GenerationBenchmark {
         var long: [Int32] = []
         for prompt in prompts where long.count < 512 { long += prompt }
         let prompt512 = try measure([Array(long.prefix(512))], batchSize: 1, tokens: .greedy(maxNewTokens: 1))
+        let trieStarted = Date()
+        let trie = TokenByteTrie(tokenizer: model.tokenizer, vocabularySize: model.configuration.vocabularySize)
+        let trieSeconds = Date().timeIntervalSince(trieStarted)
+        let grammar = JSONGrammar(.object(properties: [
+            .init(name: "question", schema: .string), .init(name: "answer", schema: .string),
+            .init(name: "facts", schema: .array(items: .string, minItems: 1, maxItems: nil)),
+        ], required: ["question", "answer", "facts"]))
+        let constrained = try measure(Array(prompts.prefix(batch1Prompts)), batchSize: 1, tokens: configuration) {
+            JSONConstraint(grammar: grammar, trie: trie, stopTokenIds: [model.tokenizer.eosTokenId])
+        }
+        let stepSeconds = batch1.decodeSeconds / Double(max(batch1.decodedTokens, 1))
+        let maskSeconds = constrained.maskSeconds / Double(max(constrained.generatedTokens, 1))
         return GenerationBenchmarkResult(
             openBLASCore: BLAS.coreName, openBLASThreads: BLAS.threadCount, newTokens: newTokens,
             batch1TokensPerSecond: Double(batch1.decodedTokens) / batch1.decodeSeconds,
             batch8TokensPerSecond: Double(batch8.decodedTokens) / batch8.decodeSeconds,
             promptTokensPerSecond: Double(batch8.promptTokens) / batch8.prefillSeconds,
             prompt512TokensPerSecond: Double(prompt512.promptTokens) / prompt512.prefillSeconds,
-            batch1: batch1, batch8: batch8, prompt512: prompt512)
+            batch1: batch1, batch8: batch8, prompt512: prompt512, constrainedBatch1: constrained,
+            maskShareOfDecodeStep: maskSeconds / stepSeconds, trieSeconds: trieSeconds)
     }
 
     /// The `instruction` fields of an alpaca-format JSON list (`input` is empty in dolly_test).

@@ -44,12 +44,14 @@ public struct GenerationStatistics: Codable, Equatable {
     public var decodedTokens = 0
     public var decodeSeconds = 0.0
     public var steps = 0
+    /// Time spent masking logits for constrained sequences (a decode step's masks count in its decode time too).
+    public var maskSeconds = 0.0
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case promptTokens = "prompt_tokens", prefillSeconds = "prefill_seconds", generatedTokens = "generated_tokens"
-        case decodedTokens = "decoded_tokens", decodeSeconds = "decode_seconds", steps
+        case decodedTokens = "decoded_tokens", decodeSeconds = "decode_seconds", steps, maskSeconds = "mask_seconds"
     }
 }
 
@@ -82,12 +84,15 @@ public final class Generator {
     /// Generates a continuation of every prompt. Returns one result per prompt, in order: the new ids, or the
     /// error that made that prompt unusable (empty, too long for the context, an id outside the vocabulary); other
     /// prompts are unaffected. `exampleIndices[i]` seeds prompt i's sampling (see `Sampler.generator`).
-    /// Throws only for an invalid configuration or mismatched argument counts.
+    /// Throws only for an invalid configuration or mismatched argument counts. `constraints[i]`, when given, keeps
+    /// prompt i's output a prefix of a JSON document of its schema (each constraint serves one call).
     public func generate(prompts: [[Int32]], exampleIndices: [Int], configuration: GenerationConfiguration,
+                         constraints: [JSONConstraint?]? = nil,
                          onToken: ((GeneratedToken) -> GenerationControl)? = nil) throws -> [Result<[Int32], KnowTuneError>] {
         try configuration.validate()
-        guard prompts.count == exampleIndices.count else {
-            throw KnowTuneError.invalidInput("\(prompts.count) prompts but \(exampleIndices.count) example indices")
+        guard prompts.count == exampleIndices.count, constraints.map({ $0.count == prompts.count }) ?? true else {
+            throw KnowTuneError.invalidInput("\(prompts.count) prompts but \(exampleIndices.count) example indices"
+                                             + (constraints.map { " and \($0.count) constraints" } ?? ""))
         }
         statistics = GenerationStatistics()
         var results = [Result<[Int32], KnowTuneError>](repeating: .success([]), count: prompts.count)
@@ -112,8 +117,16 @@ public final class Generator {
 
         /// Samples sequence's next token from a logits row; returns false when the sequence has finished.
         func advance(_ sequence: inout ActiveSequence, logits: UnsafeMutablePointer<Float>) -> Bool {
-            let token = sampler.nextToken(logits: logits, vocabularySize: vocabularySize,
+            let constraint = constraints?[sequence.promptIndex] ?? nil
+            if let constraint {
+                let started = DispatchTime.now().uptimeNanoseconds
+                let remaining = min(configuration.maxNewTokens, positionLimit - sequence.promptLength) - sequence.generated.count
+                constraint.mask(logits, remainingTokens: max(1, remaining))
+                statistics.maskSeconds += Self.seconds(since: started)
+            }
+            var token = sampler.nextToken(logits: logits, vocabularySize: vocabularySize,
                                           previousTokens: sequence.penalizedTokens, generator: &sequence.generator)
+            if let constraint { token = constraint.accept(token) }
             sequence.generated.append(token)
             if configuration.repetitionPenalty != 1.0 { sequence.penalizedTokens.insert(token) }
             var reason: FinishReason?

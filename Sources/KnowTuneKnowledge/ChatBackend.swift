@@ -2,6 +2,7 @@
 // text out, with the retry policy that suits the backend; does not build prompts or parse replies
 // (PromptedTeacher does).
 import Foundation
+import KnowTuneGeneration
 
 /// A chat model the `openai` and `local` teachers send their prompts to.
 public protocol ChatBackend: AnyObject {
@@ -17,4 +18,14 @@ public protocol ChatBackend: AnyObject {
     /// The reply to `user` under `system`. Throws `KnowTuneError.requestFailed` for a failed request (retryable
     /// or not), `.malformedReply` for a reply that is not a chat answer.
     func complete(system: String, user: String) throws -> String
+
+    /// The reply to `user`, asked to be a JSON document of `schema` (nil: free text). A backend that can enforce the
+    /// schema while decoding (`local`) does; the others rely on the prompt, which says the same.
+    func complete(system: String, user: String, schema: ResponseSchema?) throws -> String
+}
+
+extension ChatBackend {
+    public func complete(system: String, user: String, schema: ResponseSchema?) throws -> String {
+        try complete(system: system, user: user)
+    }
 }

@@ -2,6 +2,7 @@
 // the replies parsed (JSON arrays and objects, often wrapped in prose or fences), and failed requests and
 // unusable replies retried as the backend allows; does not talk to a model itself (the ChatBackends do) or cache.
 import Foundation
+import KnowTuneGeneration
 import KnowTuneTensor
 
 public final class PromptedTeacher: Teacher, @unchecked Sendable {
@@ -23,8 +24,11 @@ public final class PromptedTeacher: Teacher, @unchecked Sendable {
     public func extractFacts(question: String, answer: String) throws -> [String] {
         guard !answer.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return [] }
         let prompt = TeacherPrompts.fill(prompts.extractFacts, ["question": question, "answer": answer])
-        return try ask(prompt) { reply in
-            try Self.stringArray(in: reply).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+        return try ask(prompt, schema: Self.factListSchema(count: nil)) { reply in
+            // A small model repeats itself until the budget closes the list: a repeated fact is one fact.
+            var seen = Set<String>()
+            return try Self.stringArray(in: reply).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                .filter { !$0.isEmpty && seen.insert($0).inserted }
         }
     }
 
@@ -32,7 +36,7 @@ public final class PromptedTeacher: Teacher, @unchecked Sendable {
         let keptFacts = kept.filter { facts.indices.contains($0) }.map { facts[$0] }
         guard !keptFacts.isEmpty else { throw KnowTuneError.malformedReply("no kept facts to rewrite") }
         let prompt = TeacherPrompts.fill(prompts.rewriteFacts, ["question": question, "facts": TeacherPrompts.numbered(keptFacts)])
-        return try ask(prompt) { reply in
+        return try ask(prompt, schema: Self.questionAnswerSchema) { reply in
             guard let object = try JSONSerialization.jsonObject(with: Data(Self.jsonText(in: reply, open: "{", close: "}").utf8)) as? [String: Any],
                   let newQuestion = (object["question"] as? String)?.trimmingCharacters(in: .whitespacesAndNewlines), !newQuestion.isEmpty,
                   let newAnswer = (object["answer"] as? String)?.trimmingCharacters(in: .whitespacesAndNewlines), !newAnswer.isEmpty
@@ -53,7 +57,7 @@ public final class PromptedTeacher: Teacher, @unchecked Sendable {
     public func falsify(question: String, facts: [String], recordIndex: Int, random: inout SplitMix64) throws -> [String] {
         let prompt = TeacherPrompts.fill(prompts.falsifyFacts, ["question": question, "facts": TeacherPrompts.numbered(facts),
                                                                "count": String(facts.count)])
-        return try ask(prompt) { reply in
+        return try ask(prompt, schema: Self.factListSchema(count: facts.count)) { reply in
             let revised = try Self.stringArray(in: reply)
             guard revised.count == facts.count else {
                 throw KnowTuneError.malformedReply("expected \(facts.count) revised facts, got \(revised.count)")
@@ -64,16 +68,26 @@ public final class PromptedTeacher: Teacher, @unchecked Sendable {
 
     // MARK: - Calls
 
-    /// Sends `prompt`, parses the reply with `parse`, and retries both failed requests and unusable replies.
-    /// After the last attempt an unusable reply throws `malformedReply` (the item is skipped) and a failed
-    /// request throws `requestFailed` (the build stops).
-    func ask<T>(_ prompt: String, parse: (String) throws -> T) throws -> T {
+    /// The reply shape of fact extraction (at least one fact: the teacher is asked only about non-empty answers)
+    /// and of falsification (exactly `count` facts).
+    static func factListSchema(count: Int?) -> ResponseSchema {
+        .array(items: .string, minItems: count ?? 1, maxItems: count)
+    }
+
+    /// The reply shape of the KA rewrite.
+    static let questionAnswerSchema = ResponseSchema.object(
+        properties: [.init(name: "question", schema: .string), .init(name: "answer", schema: .string)], required: ["question", "answer"])
+
+    /// Sends `prompt` (asking for a document of `schema` when given), parses the reply with `parse`, and retries
+    /// both failed requests and unusable replies. After the last attempt an unusable reply throws `malformedReply`
+    /// (the item is skipped) and a failed request throws `requestFailed` (the build stops).
+    func ask<T>(_ prompt: String, schema: ResponseSchema? = nil, parse: (String) throws -> T) throws -> T {
         var lastError = KnowTuneError.requestFailed("no attempt made", retryable: true)
         for attempt in 0..<backend.attempts {
             if attempt > 0 { Thread.sleep(forTimeInterval: backend.backoff * pow(2, Double(attempt - 1))) }
             let reply: String
             do {
-                reply = try backend.complete(system: prompts.system, user: prompt)
+                reply = try backend.complete(system: prompts.system, user: prompt, schema: schema)
             } catch let error as KnowTuneError where error.isRetryable {
                 lastError = error
                 continue

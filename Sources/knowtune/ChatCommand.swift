@@ -1,5 +1,5 @@
 // Implements `knowtune chat`: one prompt, templated (or raw), answered with the predict stage's sampling flags,
-// streaming the text to stdout as it is generated.
+// streaming the text to stdout as it is generated; with `--json_schema FILE`, decoded under that schema's mask.
 import ArgumentParser
 import Foundation
 import KnowTuneData
@@ -22,9 +22,31 @@ struct ChatCommand: ParsableCommand {
     @Option(name: .customLong("max_new_tokens")) var maxNewTokens = 512
     @Option(name: .customLong("repetition_penalty")) var repetitionPenalty = 1.0
     @Option(name: .customLong("seed")) var seed: UInt64 = 42
+    @Option(name: .customLong("json_schema"),
+            help: "A JSON Schema file (or an OpenAI response_format object): the reply is a document of that schema.")
+    var jsonSchema: String?
+
+    /// The schema of `--json_schema`, read before the model loads.
+    static func readSchema(_ path: String) throws -> ResponseSchema? {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw KnowTuneError.invalidInput("--json_schema \(path): cannot read the file")
+        }
+        do {
+            let object = try JSONSerialization.jsonObject(with: data)
+            if let wrapper = object as? [String: Any], let type = wrapper["type"] as? String, ["json_schema", "json_object", "text"].contains(type) {
+                return try ResponseSchema.responseFormat(wrapper)
+            }
+            return try ResponseSchema(jsonSchema: object)
+        } catch let KnowTuneError.invalidInput(message) {
+            throw KnowTuneError.invalidInput("--json_schema \(path): \(message)")
+        } catch {
+            throw KnowTuneError.invalidInput("--json_schema \(path): not JSON (\(error.localizedDescription))")
+        }
+    }
 
     func run() throws {
         try runReportingErrors {
+            let schema = try jsonSchema.flatMap(Self.readSchema)
             let loaded = try model.load()
             let template = try ChatTemplate.named(templateName)
             let ids = raw ? loaded.tokenizer.encode(prompt) : template.encodePrompt(prompt, tokenizer: loaded.tokenizer)
@@ -33,7 +55,15 @@ struct ChatCommand: ParsableCommand {
             let stops: Set<Int32> = [loaded.tokenizer.eosTokenId]
             let generator = Generator(weights: loaded.weights, stopTokenIds: Array(stops), batchSize: 1)
             var text = StreamingTextDecoder(tokenizer: loaded.tokenizer, stopTokenIds: stops)
-            let results = try generator.generate(prompts: [ids], exampleIndices: [0], configuration: configuration) { event in
+            let constraint = schema.map { schema in
+                JSONConstraint(grammar: JSONGrammar(schema), trie: TokenByteTrie(tokenizer: loaded.tokenizer, vocabularySize: loaded.configuration.vocabularySize),
+                               stopTokenIds: Array(stops))
+            }
+            if let constraint, constraint.minimumTokens > maxNewTokens {
+                throw KnowTuneError.invalidInput("--json_schema needs at least \(constraint.minimumTokens) new tokens; --max_new_tokens is \(maxNewTokens)")
+            }
+            let results = try generator.generate(prompts: [ids], exampleIndices: [0], configuration: configuration,
+                                                 constraints: constraint.map { [$0] }) { event in
                 FileHandle.standardOutput.write(Data(text.append(event.token).utf8))
                 return .proceed
             }

@@ -142,4 +142,5 @@ private struct LetterTokenizer: Tokenizer {
     var bosTokenId: Int32? { nil }
     var padTokenId: Int32? { nil }
     func tokenText(_ id: Int32) -> String? { decode([id]) }
+    func tokenBytes(_ id: Int32) -> [UInt8]? { Array(decode([id]).utf8) }
 }

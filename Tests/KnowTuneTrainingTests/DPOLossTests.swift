@@ -136,6 +136,7 @@ struct CharacterTokenizer: Tokenizer {
     var bosTokenId: Int32? { nil }
     var padTokenId: Int32? { 2 }
     func tokenText(_ id: Int32) -> String? { decode([id]) }
+    func tokenBytes(_ id: Int32) -> [UInt8]? { Array(decode([id]).utf8) }
 }
 
 final class PairwiseEncoderTests: XCTestCase {

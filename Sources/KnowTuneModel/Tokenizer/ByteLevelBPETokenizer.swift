@@ -94,6 +94,7 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
     private let mergeOfPair: [UInt64: UInt64]
     /// Added-token matching passes: non-normalised tokens first, then normalised ones (HF's two tries).
     private let addedTokenPasses: [AddedTokenMatcher]
+    private let specialIds: Set<Int32>
 
     private let cacheLock = NSLock()
     private var cachedIdsOfPiece: [[UInt8]: [Int32]] = [:]
@@ -290,6 +291,7 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
         self.fallbackIdOfByte = fallbackIdOfByte
         self.mergeOfPair = mergeOfPair
         self.addedTokens = addedTokens
+        specialIds = Set(addedTokens.filter(\.isSpecial).map(\.id))
         self.addedTokenPasses = [
             AddedTokenMatcher(tokens: addedTokens.filter { !$0.isNormalized }),
             AddedTokenMatcher(tokens: addedTokens.filter { $0.isNormalized }),
@@ -347,6 +349,17 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    public func tokenBytes(_ id: Int32) -> [UInt8]? {
+        guard let text = tokenText(id), !specialIds.contains(id) else { return nil }
+        var bytes: [UInt8] = []
+        for scalar in text.unicodeScalars {
+            // Not table text: an added token decodes to its own UTF-8, as in `decode`.
+            guard let byte = ByteUnicodeMap.byte(for: scalar) else { return Array(text.utf8) }
+            bytes.append(byte)
+        }
+        return bytes
     }
 
     public func tokenText(_ id: Int32) -> String? {

@@ -12,4 +12,5 @@ public struct ByteTokenizer: Tokenizer {
     public var bosTokenId: Int32? { nil }
     public var padTokenId: Int32? { nil }
     public func tokenText(_ id: Int32) -> String? { (3..<259).contains(id) ? decode([id]) : nil }
+    public func tokenBytes(_ id: Int32) -> [UInt8]? { (3..<259).contains(id) ? [UInt8(id - 3)] : nil }
 }

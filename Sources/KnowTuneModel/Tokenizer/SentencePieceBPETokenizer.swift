@@ -67,6 +67,7 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
     /// Merge by pair: key `left << 32 | right`, value `rank << 32 | mergedId`. Equal ranks are ties (GGUF pieces with
     /// equal scores), broken by position.
     private let mergeOfPair: [UInt64: UInt64]
+    private let specialIds: Set<Int32>
     private let rawAddedTokens: AddedTokenMatcher
     private let normalizedAddedTokens: AddedTokenMatcher
 
@@ -163,6 +164,7 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
         self.fallbackIdOfByte = fallbackIdOfByte
         self.mergeOfPair = mergeOfPair
         self.addedTokens = addedTokens
+        specialIds = Set(addedTokens.filter(\.isSpecial).map(\.id))
         self.rawAddedTokens = AddedTokenMatcher(tokens: addedTokens.filter { !$0.isNormalized })
         // HF matches a normalised added token by its normalised text, and decodes it to that text too: with the
         // legacy normalizer "</s>" is found only as "▁</s>" (after a space or at the start of a stretch), and
@@ -302,6 +304,12 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
     /// The id of a vocabulary entry or added token given its stored text (`"</s>"`, `"▁world"`, `"<0x0A>"`).
     public func tokenId(forText text: String) -> Int32? {
         idOfText[text]
+    }
+
+    public func tokenBytes(_ id: Int32) -> [UInt8]? {
+        guard id >= 0, Int(id) < decodedTextOfId.count, let token = decodedTextOfId[Int(id)], !specialIds.contains(id) else { return nil }
+        if let byte = Self.fallbackByte(token) { return [byte] }
+        return Array(token.replacingOccurrences(of: "\u{2581}", with: " ").utf8)
     }
 
     /// The byte of a `<0xAB>` token, by HF ByteFallback's test (six characters, two hex digits).

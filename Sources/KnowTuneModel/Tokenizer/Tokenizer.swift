@@ -19,4 +19,7 @@ public protocol Tokenizer: Sendable {
     var padTokenId: Int32? { get }
     /// The vocabulary entry of `id` as stored (byte-level BPE: `Ġworld` for " world"), or nil if there is none.
     func tokenText(_ id: Int32) -> String?
+    /// The bytes `id` adds to decoded text (one byte for a byte-fallback piece, part of a character for some
+    /// byte-level pieces), or nil for a special token and an id without text. Constrained decoding reads these.
+    func tokenBytes(_ id: Int32) -> [UInt8]?
 }
