@@ -15,17 +15,7 @@ new_rev="$(git rev-parse --short "${2:-HEAD}")"
 rounds="${ROUNDS:-3}"
 benchmarks="${BENCHMARKS:-sft dpo}"
 export SFT_BENCH_SAMPLES="${SFT_BENCH_SAMPLES:-64}" DPO_BENCH_PAIRS="${DPO_BENCH_PAIRS:-32}"
-build_revision() {   # rev → prints the binary
-    local tree="$repo_root/out/bench/rev-$1"
-    if [ ! -x "$tree/.build/release/knowtune" ]; then
-        rm -rf "$tree"
-        git clone -q "$repo_root" "$tree"
-        git -C "$tree" checkout -q "$1"
-        (cd "$tree" && swift build -c release --product knowtune >&2)
-    fi
-    echo "$tree/.build/release/knowtune"
-}
-declare -A binaries=([old]="$(build_revision "$old_rev")" [new]="$(build_revision "$new_rev")")
+declare -A binaries=([old]="$(launch/build-revision.sh "$old_rev")" [new]="$(launch/build-revision.sh "$new_rev")")
 results="$repo_root/out/bench/compare"
 rm -rf "$results"
 mkdir -p "$results"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The KnowTuning recipe's time, this tree against an older revision (default 3426e14), each built in its own folder
-# (out/bench/rev-<rev>; the tree as committed at HEAD for "new"), run interleaved on the same machine: a fixed slice
+# The KnowTuning recipe's time, a newer revision (default HEAD) against an older one (default 3426e14), each built in
+# its own folder (out/bench/rev-<rev>, launch/build-revision.sh), run interleaved on the same machine: a fixed slice
 # of every stage of launch/knowtuning.sh --full, under `mpirun -np 2`, fp32 base (`--bf16` has no effect on CPU, as in
 # the main job), activation recomputation off where the build has the flag (the old one has none and never recomputes):
 #   SFT on the first SFT_RECORDS (64) dolly_train records, 1 epoch; build-ka (rules teacher) on KA_RECORDS (16);
@@ -12,26 +12,16 @@
 # predict 4 test sets × 200 questions × 3 models. Prints each stage for both builds, the extrapolated totals and
 # their ratio; writes out/bench/recipe.json. ROUNDS (1) repeats the comparison, alternating which build goes first;
 # medians are reported.
-#   launch/bench-recipe.sh [OLD]
+#   launch/bench-recipe.sh [OLD [NEW]]   (default 3426e14 and HEAD)
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 old_rev="$(git rev-parse --short "${1:-3426e14}")"
-new_rev="$(git rev-parse --short HEAD)"
+new_rev="$(git rev-parse --short "${2:-HEAD}")"
 rounds="${ROUNDS:-1}"
 sft_records="${SFT_RECORDS:-64}"; ka_records="${KA_RECORDS:-16}"; kc_records="${KC_RECORDS:-16}"; prompts="${PREDICT_PROMPTS:-4}"
 "$repo_root/launch/fetch-model.sh"
-build_revision() {   # rev → prints the binary
-    local tree="$repo_root/out/bench/rev-$1"
-    if [ ! -x "$tree/.build/release/knowtune" ]; then
-        rm -rf "$tree"
-        git clone -q "$repo_root" "$tree"
-        git -C "$tree" checkout -q "$1"
-        (cd "$tree" && swift build -c release --product knowtune >&2)
-    fi
-    echo "$tree/.build/release/knowtune"
-}
-declare -A binaries=([old]="$(build_revision "$old_rev")" [new]="$(build_revision "$new_rev")")
+declare -A binaries=([old]="$(launch/build-revision.sh "$old_rev")" [new]="$(launch/build-revision.sh "$new_rev")")
 results="$repo_root/out/bench/recipe"
 rm -rf "$results" && mkdir -p "$results"
 root=()
