@@ -9,7 +9,8 @@
 # Each stage's own runtime (train_runtime, + reference_runtime for DPO, the build summary's seconds,
 # predict_runtime; model loading excluded) is scaled to the full recipe: SFT 4,000 records × 3 epochs, build-ka and
 # build-kc 4,000 records, KA-SFT 3 epochs over 4,000 × (KA examples per record), KC-DPO 4,000 × (pairs per record),
-# predict 4 test sets × 200 questions × 3 models. Prints each stage for both builds, the extrapolated totals and
+# predict 4 test sets × 200 questions × 3 models at both builds' mean answer length (per generated token: sampled
+# answers of two adapters differ in length). Prints each stage for both builds, the extrapolated totals and
 # their ratio; writes out/bench/recipe.json. ROUNDS (1) repeats the comparison, alternating which build goes first;
 # medians are reported.
 #   launch/bench-recipe.sh [OLD [NEW]]   (default 3426e14 and HEAD)
@@ -88,13 +89,21 @@ def stages(out):
         "ka_sft": seconds["ka_sft"] / ka_examples * (ka_examples / ka_records * FULL_RECORDS) * EPOCHS,
         "build_kc": seconds["build_kc"] / kc_records * FULL_RECORDS,
         "kc_dpo": seconds["kc_dpo"] / kc_pairs * (kc_pairs / kc_records * FULL_RECORDS),
-        "predict": seconds["predict"] / prompts * PREDICTIONS,
     }
-    return {"slice_seconds": seconds, "full_recipe_seconds": full, "full_recipe_hours": sum(full.values()) / 3600,
+    # Sampled answers differ in length between adapters: predict is scaled per generated token (see below).
+    generated = predict["predict_generated_tokens_per_second"] * predict["predict_runtime"]
+    full["predict"] = seconds["predict"] / generated
+    return {"slice_seconds": seconds, "full_recipe_seconds": full, "predict_tokens_per_prompt": generated / prompts,
             "ka_examples": ka_examples, "kc_pairs": kc_pairs, "kc_pairs_per_second": kc_pairs / seconds["kc_dpo"],
             "sft_tokens_per_second": sft.get("train_tokens_per_second")}
 
 runs = {b: [stages(f"{folder}/{b}-{r}") for r in range(1, rounds + 1)] for b in ("old", "new")}
+# Both builds' predict time for the same number of tokens: the mean answer length over every run of both.
+mean_tokens = statistics.mean(run["predict_tokens_per_prompt"] for b in runs for run in runs[b])
+for b in runs:
+    for run in runs[b]:
+        run["full_recipe_seconds"]["predict"] *= mean_tokens * PREDICTIONS
+        run["full_recipe_hours"] = sum(run["full_recipe_seconds"].values()) / 3600
 result = {"old_revision": old_rev, "new_revision": new_rev, "rounds": rounds, "cpu": cpu,
           "slice": {"sft_records": sft_records, "ka_records": ka_records, "kc_records": kc_records, "predict_prompts": prompts},
           "runs": runs}
