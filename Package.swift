@@ -66,8 +66,8 @@ let package = Package(
 
         // Fuzz targets of every parser that reads outside data; launch/fuzz.sh builds knowtune-fuzz with libFuzzer.
         .target(name: "KnowTuneFuzzing",
-                dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneCheckpoint", "KnowTuneEvaluation", "KnowTuneKnowledge", "KnowTuneTensor",
-                               "KnowTuneTraining"]),
+                dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneCheckpoint", "KnowTuneEvaluation", "KnowTuneGeneration",
+                               "KnowTuneKnowledge", "KnowTuneTensor", "KnowTuneTraining"]),
         .executableTarget(name: "knowtune-fuzz", dependencies: ["KnowTuneFuzzing"]),
 
         .executableTarget(name: "knowtune-testkit", dependencies: ["KnowTuneDistributed", "KnowTuneCheckpoint", "KnowTuneTensor"]),

@@ -7,13 +7,14 @@
 # the plain test suite replays it. By hand: two cores; one target at a time.
 #   launch/fuzz.sh TARGET|all [SECONDS (1800)] [RUNS (1000000)]
 #   targets: gguf safetensors tokenizer-json dataset-records dataset-info adapter checkpoint teacher-reply predictions training-config
+#            response-schema
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 target="${1:?usage: launch/fuzz.sh TARGET|all [SECONDS] [RUNS]}"
 seconds="${2:-1800}"
 runs="${3:-1000000}"
-targets=(gguf safetensors tokenizer-json dataset-records dataset-info adapter checkpoint teacher-reply predictions training-config)
+targets=(gguf safetensors tokenizer-json dataset-records dataset-info adapter checkpoint teacher-reply predictions training-config response-schema)
 [ "$target" = all ] || targets=("$target")
 
 clang_lib="$(dirname "$(command -v swift)")/../lib/clang"

@@ -34,6 +34,11 @@ public enum FuzzSeeds {
         seeds[.teacherReply] = teacherReplies()
         seeds[.predictions] = [("seed-predictions.jsonl", try predictions(dataDirectory))]
         seeds[.trainingConfiguration] = [("seed-sft.yaml", Data(trainingConfiguration.utf8))]
+        seeds[.responseSchema] = [
+            ("seed-teacher-rewrite.json", Data(#"{"type": "object", "properties": {"question": {"type": "string"}, "answer": {"type": "string"}}, "required": ["question", "answer"], "additionalProperties": false}"#.utf8) + Data([0]) + Data("steer".utf8)),
+            ("seed-response-format.json", Data(#"{"type": "json_schema", "json_schema": {"name": "facts", "schema": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 3}, "strict": true}}"#.utf8) + Data([0]) + Data([1, 200, 34, 92])),
+            ("seed-mixed.json", Data(#"{"type": "object", "properties": {"n": {"type": "number"}, "i": {"type": "integer"}, "b": {"type": "boolean"}, "e": {"enum": ["x", 1, null]}, "o": {"type": "object"}}, "required": ["n", "e"]}"#.utf8) + Data([0]) + Data("123".utf8)),
+        ]
         for (target, files) in seeds {
             let directory = (folder as NSString).appendingPathComponent(target.rawValue)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

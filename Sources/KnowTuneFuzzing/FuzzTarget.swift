@@ -7,6 +7,7 @@ import Foundation
 import KnowTuneCheckpoint
 import KnowTuneData
 import KnowTuneEvaluation
+import KnowTuneGeneration
 import KnowTuneKnowledge
 import KnowTuneModel
 import KnowTuneTensor
@@ -34,6 +35,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case predictions
     /// A `knowtune train` configuration file (YAML), parsed, given its derived defaults and validated.
     case trainingConfiguration = "training-config"
+    /// A response schema (JSON Schema or OpenAI `response_format`), a NUL, then bytes that steer a decode under its
+    /// mask over a byte vocabulary: the output must be a document of the schema whenever the budget can hold one.
+    case responseSchema = "response-schema"
 
     /// Runs the target on `data`; errors are the expected answer to bad input and are dropped.
     public func run(_ data: Data) {
@@ -53,6 +57,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .teacherReply: try Self.teacherReply(data)
         case .predictions: try Self.predictions(data)
         case .trainingConfiguration: try Self.trainingConfiguration(data)
+        case .responseSchema: try Self.responseSchema(data)
         }
     }
 
@@ -175,6 +180,35 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         let scores = file.records.prefix(64).map { scorer.score(prediction: $0.predict, label: $0.label) }
         _ = try PredictionMetrics(averaging: scores)
         if let problem = file.skipped.first { throw KnowTuneError.badFormat(path: "predictions", reason: "\(problem)") }
+    }
+
+    static let byteTrie = TokenByteTrie(tokenizer: ByteTokenizer(), vocabularySize: 259)
+
+    static func responseSchema(_ data: Data) throws {
+        let (schemaBytes, steering) = split(data)
+        let object = try JSONSerialization.jsonObject(with: schemaBytes)
+        let format = (object as? [String: Any]).flatMap { $0["type"] as? String }.map { ["json_schema", "json_object", "text"].contains($0) } ?? false
+        guard let schema = format ? try ResponseSchema.responseFormat(object) : try ResponseSchema(jsonSchema: object) else { return }
+        let stop: Int32 = 2
+        let constraint = JSONConstraint(grammar: JSONGrammar(schema), trie: byteTrie, stopTokenIds: [stop])
+        let budget = 96
+        guard constraint.minimumTokens <= budget else {
+            throw KnowTuneError.invalidInput("the schema's shortest document takes \(constraint.minimumTokens) tokens")
+        }
+        var logits = [Float](repeating: 0, count: byteTrie.vocabularySize)
+        var output: [UInt8] = []
+        let steer = Array(steering.isEmpty ? Data([7]) : steering)
+        for step in 0..<budget {
+            // The steering bytes favour some tokens, as a model's logits do.
+            for i in logits.indices { logits[i] = Float(steer[(i + step) % steer.count] ^ UInt8(truncatingIfNeeded: i)) }
+            logits.withUnsafeMutableBufferPointer { constraint.mask($0.baseAddress!, remainingTokens: budget - step) }
+            let token = constraint.accept(Int32(logits.indices.max { logits[$0] < logits[$1] } ?? 0))
+            if token == stop { break }
+            output += byteTrie.bytes(of: token) ?? []
+        }
+        guard (try? JSONSerialization.jsonObject(with: Data(output), options: [.fragmentsAllowed])) != nil else {
+            fatalError("constrained output is not JSON: \(String(decoding: output, as: UTF8.self))")
+        }
     }
 
     static func trainingConfiguration(_ data: Data) throws {

@@ -32,6 +32,9 @@ public final class JSONGrammar: @unchecked Sendable {
     static let longestNumber = 24
     /// Whitespace bytes allowed in one gap between tokens (enough to indent a pretty-printed document).
     static let longestWhitespace = 8
+    /// Shortest lengths are capped here (`minItems` nest multiplicatively): no budget reaches it, and sums of
+    /// capped lengths along a document's nesting cannot overflow.
+    static let longestMinimum = 1 << 32
 
     public init(_ schema: ResponseSchema) {
         anyValue = add(.anyValue, minimum: 1)
@@ -45,7 +48,7 @@ public final class JSONGrammar: @unchecked Sendable {
 
     private func add(_ node: Node, minimum: Int) -> Int {
         nodes.append(node)
-        minimumLength.append(minimum)
+        minimumLength.append(min(minimum, Self.longestMinimum))
         return nodes.count - 1
     }
 

@@ -129,6 +129,22 @@ final class JSONConstraintTests: XCTestCase {
         assertNeverOverstated(.anyObject, #"{"k":[1,{"z":null},true,"s"],"e":{}}"#)
     }
 
+    func testNestedMinimumsAreCappedInsteadOfOverflowing() {
+        var schema = ResponseSchema.string
+        for _ in 0..<6 { schema = .array(items: schema, minItems: 100_000, maxItems: nil) }
+        let grammar = JSONGrammar(schema)
+        XCTAssertEqual(grammar.minimumLength[grammar.root], JSONGrammar.longestMinimum)
+        var state = JSONPrefixState(grammar: grammar)
+        XCTAssertTrue(state.consume(Array("[[[".utf8)))
+        XCTAssertGreaterThanOrEqual(state.remainingBytes, JSONGrammar.longestMinimum)
+        // Under the mask nothing fits a small budget, so the sequence stops rather than start a document it cannot end.
+        let trie = TokenByteTrie(tokenizer: ByteTokenizer(), vocabularySize: 259)
+        let constraint = JSONConstraint(grammar: grammar, trie: trie, stopTokenIds: [2])
+        var logits = [Float](repeating: 1, count: 259)
+        logits.withUnsafeMutableBufferPointer { constraint.mask($0.baseAddress!, remainingTokens: 64) }
+        XCTAssertEqual(logits.indices.filter { logits[$0] > -.infinity }, [2])
+    }
+
     /// Decodes with random logits under the mask until a stop token or the budget, returning the text and its length.
     private func randomWalk(_ schema: ResponseSchema, trie: TokenByteTrie, tokenizer: any Tokenizer, stop: Int32, budget: Int,
                             seed: UInt64) -> (text: String, tokens: Int) {
