@@ -30,7 +30,14 @@ public struct JSONPrefixState {
         /// 1 right after a backslash.
         var escape: UInt8 = 0
         var hexRemaining: UInt8 = 0
+        /// The `\u` escape began with D, so the next digit must keep it out of the surrogates (D800–DFFF), which
+        /// JSON parsers refuse unpaired.
+        var surrogateGuard = false
         var utf8Pending: UInt8 = 0
+        /// The range of the next continuation byte (narrower after E0, ED, F0 and F4: no overlong forms, surrogates
+        /// or code points past U+10FFFF, as strict UTF-8 decoders require).
+        var nextLow: UInt8 = 0x80
+        var nextHigh: UInt8 = 0xBF
     }
 
     struct NumberScan {
@@ -256,10 +263,18 @@ public struct JSONPrefixState {
             scan.escape = 0
         } else if scan.hexRemaining > 0 {
             guard Self.isHexDigit(byte) else { return false }
+            if scan.surrogateGuard {
+                guard (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(byte) else { return false }
+                scan.surrogateGuard = false
+            } else if scan.hexRemaining == 4, byte == UInt8(ascii: "d") || byte == UInt8(ascii: "D") {
+                scan.surrogateGuard = true
+            }
             scan.hexRemaining -= 1
         } else if scan.utf8Pending > 0 {
-            guard (0x80...0xBF).contains(byte) else { return false }
+            guard (scan.nextLow...scan.nextHigh).contains(byte) else { return false }
             scan.utf8Pending -= 1
+            scan.nextLow = 0x80
+            scan.nextHigh = 0xBF
         } else if byte == UInt8(ascii: "\"") {
             scanner = .none
             if scan.isKey {
@@ -278,6 +293,13 @@ public struct JSONPrefixState {
             case 0xE0...0xEF: scan.utf8Pending = 2
             case 0xF0...0xF4: scan.utf8Pending = 3
             default: return false
+            }
+            switch byte {
+            case 0xE0: scan.nextLow = 0xA0
+            case 0xED: scan.nextHigh = 0x9F
+            case 0xF0: scan.nextLow = 0x90
+            case 0xF4: scan.nextHigh = 0x8F
+            default: break
             }
         }
         scanner = .string(scan)

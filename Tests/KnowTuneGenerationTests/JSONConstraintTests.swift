@@ -67,11 +67,14 @@ final class JSONConstraintTests: XCTestCase {
             XCTAssertEqual(result.at, at, text)
         }
         // Strings must be UTF-8: a stray continuation byte, or a lead byte not followed by one, is refused.
-        for bytes: [UInt8] in [[0x80], [0xC3, 0x28], [0xF5]] {
+        for bytes: [UInt8] in [[0x80], [0xC3, 0x28], [0xF5], [0xF4, 0x9C], [0xE0, 0x80], [0xED, 0xA0], [0xF0, 0x8F], [0xC0],
+                               Array(#"\uD800"#.utf8), Array(#"\udfff"#.utf8)] {
             var state = JSONPrefixState(grammar: JSONGrammar(Self.mixed))
             XCTAssertTrue(state.consume(Array(#"{"a":""#.utf8)))
             XCTAssertFalse(state.consume(bytes), "\(bytes)")
         }
+        // The edges that stay valid: escapes below the surrogates, and U+10FFFF (F4 8F BF BF) as bytes.
+        XCTAssertTrue(accepts(.anyObject, #"{"k":"\uD7FF\ud000 \u00e9 "# + "\u{10FFFF}\u{800}\u{10000}" + #""}"#).complete)
         XCTAssertTrue(accepts(.anyObject, #"{"k":[1,{"z":null},true,"s"],"e":{}}"#).complete)
         XCTAssertFalse(accepts(.anyObject, #"[1]"#).accepted)
         // Whitespace runs are bounded so that a prefix can always end.
