@@ -48,9 +48,16 @@ public struct JSONPrefixState {
 
         var isAccepting: Bool { part == .zero || part == .whole || part == .fraction || part == .exponentDigits }
 
-        /// The part after `byte`, or nil when `byte` does not continue the number.
+        /// Exponent digits so far: at most two, so that every number stays a finite double (`9e999` is valid JSON
+        /// that parsers refuse).
+        var exponentDigits = 0
+        /// Whether the number began with a minus sign.
+        var signed = false
+
+        /// The part after `byte`, or nil when `byte` does not continue the number. An integer keeps to 18 digits,
+        /// within Int64.
         func next(_ byte: UInt8) -> Part? {
-            guard length < JSONGrammar.longestNumber else { return nil }
+            guard length < (integer ? (part == .sign || signed ? 19 : 18) : JSONGrammar.longestNumber) else { return nil }
             let digit = (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
             let point = byte == UInt8(ascii: "."), exponent = byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E")
             switch part {
@@ -60,7 +67,8 @@ public struct JSONPrefixState {
             case .point: return digit ? .fraction : nil
             case .fraction: return digit ? .fraction : exponent ? .exponent : nil
             case .exponent: return byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") ? .exponentSign : digit ? .exponentDigits : nil
-            case .exponentSign, .exponentDigits: return digit ? .exponentDigits : nil
+            case .exponentSign: return digit ? .exponentDigits : nil
+            case .exponentDigits: return digit && exponentDigits < 2 ? .exponentDigits : nil
             }
         }
     }
@@ -124,6 +132,8 @@ public struct JSONPrefixState {
         case var .string(scan): return consumeInString(&scan, byte)
         case var .number(number):
             if let part = number.next(byte) {
+                if number.part == .sign { number.signed = true }
+                if part == .exponentDigits { number.exponentDigits += 1 }
                 number.part = part
                 number.length += 1
                 scanner = .number(number)

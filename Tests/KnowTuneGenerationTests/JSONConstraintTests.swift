@@ -77,6 +77,11 @@ final class JSONConstraintTests: XCTestCase {
         XCTAssertTrue(accepts(.anyObject, #"{"k":"\uD7FF\ud000 \u00e9 "# + "\u{10FFFF}\u{800}\u{10000}" + #""}"#).complete)
         XCTAssertTrue(accepts(.anyObject, #"{"k":[1,{"z":null},true,"s"],"e":{}}"#).complete)
         XCTAssertFalse(accepts(.anyObject, #"[1]"#).accepted)
+        // Numbers stay representable: two exponent digits at most, an integer at most 18 digits.
+        XCTAssertTrue(accepts(.anyObject, #"{"x":-1.5e-99,"y":9E+99}"#).complete)
+        XCTAssertFalse(accepts(.anyObject, #"{"x":9e999"#).accepted)
+        XCTAssertTrue(accepts(.object(properties: [.init(name: "i", schema: .integer)], required: []), #"{"i":-999999999999999999}"#).complete)
+        XCTAssertFalse(accepts(.object(properties: [.init(name: "i", schema: .integer)], required: []), #"{"i":1000000000000000000"#).accepted)
         // Whitespace runs are bounded so that a prefix can always end.
         XCTAssertTrue(accepts(.anyObject, "{" + String(repeating: " ", count: 8) + "}").complete)
         XCTAssertFalse(accepts(.anyObject, "{" + String(repeating: " ", count: 9)).accepted)
