@@ -57,7 +57,14 @@ public struct JSONPrefixState {
         /// The part after `byte`, or nil when `byte` does not continue the number. An integer keeps to 18 digits,
         /// within Int64.
         func next(_ byte: UInt8) -> Part? {
-            guard length < (integer ? (part == .sign || signed ? 19 : 18) : JSONGrammar.longestNumber) else { return nil }
+            let limit = integer ? (part == .sign || signed ? 19 : 18) : JSONGrammar.longestNumber
+            guard length < limit, let next = unboundedNext(byte) else { return nil }
+            // A part that is not yet a number (after "-", ".", "e" or its sign) needs one more digit within the limit.
+            let pending = next == .sign || next == .point || next == .exponent || next == .exponentSign ? 1 : 0
+            return length + 1 + pending <= limit ? next : nil
+        }
+
+        private func unboundedNext(_ byte: UInt8) -> Part? {
             let digit = (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
             let point = byte == UInt8(ascii: "."), exponent = byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E")
             switch part {

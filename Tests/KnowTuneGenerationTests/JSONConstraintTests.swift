@@ -82,6 +82,9 @@ final class JSONConstraintTests: XCTestCase {
         XCTAssertFalse(accepts(.anyObject, #"{"x":9e999"#).accepted)
         XCTAssertTrue(accepts(.object(properties: [.init(name: "i", schema: .integer)], required: []), #"{"i":-999999999999999999}"#).complete)
         XCTAssertFalse(accepts(.object(properties: [.init(name: "i", schema: .integer)], required: []), #"{"i":1000000000000000000"#).accepted)
+        // A number at its length limit cannot take a "." it could not follow with a digit.
+        XCTAssertFalse(accepts(.anyObject, #"{"x":66666666666598866666665."#).accepted)
+        XCTAssertTrue(accepts(.anyObject, #"{"x":6666666666659886666666.5}"#).complete)
         // Whitespace runs are bounded so that a prefix can always end.
         XCTAssertTrue(accepts(.anyObject, "{" + String(repeating: " ", count: 8) + "}").complete)
         XCTAssertFalse(accepts(.anyObject, "{" + String(repeating: " ", count: 9)).accepted)
