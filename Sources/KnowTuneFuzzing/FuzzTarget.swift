@@ -186,9 +186,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
 
     static func responseSchema(_ data: Data) throws {
         let (schemaBytes, steering) = split(data)
-        let object = try JSONSerialization.jsonObject(with: schemaBytes)
-        let format = (object as? [String: Any]).flatMap { $0["type"] as? String }.map { ["json_schema", "json_object", "text"].contains($0) } ?? false
-        guard let schema = format ? try ResponseSchema.responseFormat(object) : try ResponseSchema(jsonSchema: object) else { return }
+        guard let schema = try ResponseSchema.schemaOrResponseFormat(try JSONSerialization.jsonObject(with: schemaBytes)) else { return }
         let stop: Int32 = 2
         let constraint = JSONConstraint(grammar: JSONGrammar(schema), trie: byteTrie, stopTokenIds: [stop])
         let budget = 96

@@ -110,6 +110,15 @@ public indirect enum ResponseSchema: Equatable, Sendable {
         }
     }
 
+    /// Either form a user may hand over: an OpenAI `response_format` object (by its `type`: json_schema,
+    /// json_object or text) or a bare JSON Schema. Nil for `text`.
+    public static func schemaOrResponseFormat(_ value: Any) throws -> ResponseSchema? {
+        if let object = value as? [String: Any], let type = object["type"] as? String, ["json_schema", "json_object", "text"].contains(type) {
+            return try responseFormat(object)
+        }
+        return try ResponseSchema(jsonSchema: value)
+    }
+
     private static func isBool(_ value: Any) -> Bool {
         guard let number = value as? NSNumber else { return false }
         return JSONFields.isBoolean(number)

@@ -32,11 +32,7 @@ struct ChatCommand: ParsableCommand {
             throw KnowTuneError.invalidInput("--json_schema \(path): cannot read the file")
         }
         do {
-            let object = try JSONSerialization.jsonObject(with: data)
-            if let wrapper = object as? [String: Any], let type = wrapper["type"] as? String, ["json_schema", "json_object", "text"].contains(type) {
-                return try ResponseSchema.responseFormat(wrapper)
-            }
-            return try ResponseSchema(jsonSchema: object)
+            return try ResponseSchema.schemaOrResponseFormat(try JSONSerialization.jsonObject(with: data))
         } catch let KnowTuneError.invalidInput(message) {
             throw KnowTuneError.invalidInput("--json_schema \(path): \(message)")
         } catch {
