@@ -168,7 +168,7 @@ public struct JSONPrefixState {
             return consume(byte)
         }
         if Self.isWhitespace(byte) {
-            guard whitespace < JSONGrammar.longestWhitespace, stack.last?.phase != .inKey else { return false }
+            guard whitespace < JSONGrammar.longestWhitespace else { return false }
             whitespace += 1
             return true
         }
@@ -179,9 +179,7 @@ public struct JSONPrefixState {
         case let (.object(keys, _, mask), .objectStart):
             if byte == UInt8(ascii: "}") {
                 guard mask == 0 else { return false }
-                stack.removeLast()
-                finishValue()
-                return true
+                return closeContainer()
             }
             guard byte == UInt8(ascii: "\""), keys.map({ !$0.isEmpty }) ?? true else { return false }
             return startKey(&top)
@@ -205,15 +203,11 @@ public struct JSONPrefixState {
                 return true
             }
             guard byte == UInt8(ascii: "}"), mask & ~top.used == 0 else { return false }
-            stack.removeLast()
-            finishValue()
-            return true
+            return closeContainer()
         case let (.array(items, minItems, maxItems), .arrayStart):
             if byte == UInt8(ascii: "]") {
                 guard minItems == 0 else { return false }
-                stack.removeLast()
-                finishValue()
-                return true
+                return closeContainer()
             }
             guard maxItems != 0 else { return false }
             top.phase = .inValue
@@ -233,9 +227,7 @@ public struct JSONPrefixState {
                 return true
             }
             guard byte == UInt8(ascii: "]"), top.count >= minItems else { return false }
-            stack.removeLast()
-            finishValue()
-            return true
+            return closeContainer()
         default:
             return false
         }
@@ -388,6 +380,13 @@ public struct JSONPrefixState {
         return true
     }
 
+    /// The innermost container has just closed: it is a finished value of its parent.
+    private mutating func closeContainer() -> Bool {
+        stack.removeLast()
+        finishValue()
+        return true
+    }
+
     /// A value has ended: its container moves past it, or the document is done.
     private mutating func finishValue() {
         guard !stack.isEmpty else {
@@ -423,7 +422,8 @@ public struct JSONPrefixState {
                         + grammar.requiredRemainder(object: container.node, used: container.used | 1 << UInt64(index), leadingComma: true)
                 }
                 return (options.min() ?? 0) + 1
-            case .inKey: return 1 + (keys == nil ? required(true) : 0)
+            // A key's literal (or, in an object of any keys, its string) counts the rest of its entry.
+            case .inKey: return 1
             case .colon: return 1 + valueLength(object: container.node, property: container.current) + required(true) + 1
             case .objectValue: return valueLength(object: container.node, property: container.current) + required(true) + 1
             default: return required(true) + 1

@@ -51,6 +51,12 @@ public final class DPOObjective: TrainingObjective {
                               recomputesLayers: recomputesLayers)
     }
 
+    /// Activation plan sizes for `pairs` under `arguments` (prompt groups as `--dpo_group_by_prompt` makes them).
+    public static func planCapacity(arguments: TrainingArguments, pairs: [EncodedPair]) -> (tokens: Int, sequence: Int) {
+        DPOPairBatch.capacity(pairs, groups: DPOPairBatch.promptGroups(pairs, enabled: arguments.finetuning.dpoGroupByPrompt),
+                              tokenBudget: arguments.training.tokenBudget)
+    }
+
     /// The preparation step: the reference log-probs of `pairs` (sharded over the ranks), then the objective.
     public static func prepare(arguments: TrainingArguments, model: LoadedModel, loraLayout: LoRALayout, pairs: [EncodedPair],
                                referenceModel: LoadedModel?, communicator: any Communicator,

@@ -41,9 +41,7 @@ public enum TrainingWorkflow {
                     + "trainable params \(lora.count) (\(String(format: "%.4f", 100 * Double(lora.count) / Double(c.parameterCount + lora.count)))%)")
         let capacity: (tokens: Int, sequence: Int)
         switch data {
-        case let .pairs(pairs):
-            capacity = DPOPairBatch.capacity(pairs, groups: DPOPairBatch.promptGroups(pairs, enabled: arguments.finetuning.dpoGroupByPrompt),
-                                             tokenBudget: arguments.training.tokenBudget)
+        case let .pairs(pairs): capacity = DPOObjective.planCapacity(arguments: arguments, pairs: pairs)
         case let .examples((train, validation)): capacity = SFTObjective.planCapacity(arguments: arguments, train: train, validation: validation)
         }
         let recomputation = try chooseRecomputation(arguments, model: model, loraLayout: lora.layout, capacity: capacity,
