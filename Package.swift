@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // KnowTune: LoRA fine-tuning of LLaMA-family models, data-parallel over MPI, and the KnowTuning method.
 // Layering (one direction, enforced by SwiftPM): C shims (MPI, HDF5, bf16) → KnowTuneTensor → KnowTuneModel
 // → KnowTuneData → KnowTuneDistributed (on Model: collectives, node-shared weights, batch sharding) and
@@ -6,7 +6,7 @@
 // KnowTuneGeneration (on Data) and KnowTuneEvaluation (on Tensor, for its errors) → KnowTunePrediction (on Generation, Evaluation,
 // Distributed; not on Training) and KnowTuneKnowledge → KnowTuneFuzzing (fuzz targets of every outside-data parser, on
 // Knowledge and Training for the configuration file)
-// → executables.
+// KnowTuneServing (the OpenAI-compatible HTTP server, on Generation and Hummingbird) → executables.
 import PackageDescription
 
 // Numeric kernels live behind unsafe pointers; -Ounchecked drops the remaining overflow traps there.
@@ -22,6 +22,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        // The API server; its default traits pull swift-configuration, which KnowTune does not use.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
     targets: [
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
@@ -49,12 +51,15 @@ let package = Package(
         .target(name: "KnowTunePrediction",
                 dependencies: ["KnowTuneGeneration", "KnowTuneEvaluation", "KnowTuneDistributed", "KnowTuneData", "KnowTuneModel",
                                "KnowTuneTensor"]),
+        .target(name: "KnowTuneServing",
+                dependencies: ["KnowTuneGeneration", "KnowTuneData", "KnowTuneModel", "KnowTuneTensor",
+                               .product(name: "Hummingbird", package: "hummingbird")]),
 
         .executableTarget(
             name: "knowtune",
             dependencies: [
                 "KnowTuneModel", "KnowTuneData", "KnowTuneEvaluation", "KnowTuneTraining", "KnowTuneDistributed", "KnowTunePrediction",
-                "KnowTuneKnowledge", "KnowTuneGeneration", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "KnowTuneKnowledge", "KnowTuneGeneration", "KnowTuneServing", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "knowtune-bench", dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneTraining"],
                           swiftSettings: kernelSettings),
@@ -90,6 +95,9 @@ let package = Package(
         .testTarget(name: "KnowTuneCheckpointTests", dependencies: ["KnowTuneCheckpoint", "KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneLaunchTests", dependencies: ["KnowTuneModel", "KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneFuzzingTests", dependencies: ["KnowTuneFuzzing", "KnowTuneTestSupport"]),
+        .testTarget(name: "KnowTuneServingTests",
+                    dependencies: ["KnowTuneServing", "KnowTuneKnowledge", "KnowTuneGeneration", "KnowTuneModel", "KnowTuneData",
+                                   "KnowTuneTensor", "KnowTuneTestSupport"]),
         .testTarget(name: "KnowTuneKnowledgeTests",
                     dependencies: ["KnowTuneKnowledge", "KnowTuneGeneration", "KnowTuneModel", "KnowTuneData", "KnowTuneDistributed", "KnowTuneTensor",
                                    "KnowTuneTestSupport"]),

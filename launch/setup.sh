@@ -17,6 +17,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The OpenAI Python client: the API server's tests talk to it as users' scripts would.
+if ! python3 -c "import openai" 2>/dev/null; then
+    echo "setup: installing the openai Python client (pip)" >&2
+    python3 -m pip install --quiet --disable-pip-version-check "openai>=1.0" >&2
+fi
+
 "$repo_root/launch/fetch-model.sh"
 
 cd "$repo_root"

@@ -4,7 +4,7 @@ import Foundation
 import KnowTuneModel
 import KnowTuneTensor
 
-/// A single-turn prompt format.
+/// A prompt format: single-turn for training and scoring, multi-turn for the API server.
 public struct ChatTemplate: Equatable {
     public enum Kind: String, CaseIterable {
         case alpaca
@@ -83,6 +83,51 @@ public struct ChatTemplate: Equatable {
             ids += tokenizer.encode(segment)
         }
         return ids
+    }
+
+    /// A later user turn, after the first (LLaMA-Factory's `format_user` without the system prefix).
+    public func laterTurnSegment(_ content: String) -> String {
+        switch kind {
+        case .alpaca, .alpacaLF053: return "### Instruction:\n\(content)\n\n### Response:\n"
+        case .default: return "Human: \(content)\nAssistant: "
+        case .chatml: return "<|im_start|>user\n\(content)<|im_end|>\n<|im_start|>assistant\n"
+        case .llama2: return "[INST] \(content) [/INST]"
+        }
+    }
+
+    /// What separates an answered turn from the next (LLaMA-Factory's `format_separator`).
+    public var turnSeparator: String {
+        switch kind {
+        case .alpaca, .alpacaLF053: return "\n\n"
+        case .default, .chatml: return "\n"
+        case .llama2: return ""
+        }
+    }
+
+    /// A multi-turn prompt, as LLaMA-Factory's `Template._encode` builds it: the first turn with the system text,
+    /// each earlier answer followed by EOS and the separator, then the next user turn (llama2 starts each with BOS).
+    /// With no history it equals `encodePrompt`.
+    public func encodeConversation(history: [(user: String, assistant: String)], user: String, system: String? = nil,
+                                   tokenizer: any Tokenizer) -> [Int32] {
+        guard let first = history.first else { return encodePrompt(user, system: system, tokenizer: tokenizer) }
+        var ids = encodePrompt(first.user, system: system, tokenizer: tokenizer)
+        let users = history.dropFirst().map(\.user) + [user]
+        for (answer, nextUser) in zip(history.map(\.assistant), users) {
+            ids += encodeResponse(answer, tokenizer: tokenizer)
+            if !turnSeparator.isEmpty { ids += tokenizer.encode(turnSeparator) }
+            if addsBOS, let bos = tokenizer.bosTokenId { ids.append(bos) }
+            ids += tokenizer.encode(laterTurnSegment(nextUser))
+        }
+        return ids
+    }
+
+    /// The ids that end a chat reply: EOS, and `<|im_end|>` when the vocabulary holds it as one token (chatml ends a
+    /// turn with it, which is not always the model's EOS).
+    public static func replyStopTokenIds(tokenizer: any Tokenizer) -> [Int32] {
+        var stops: [Int32] = [tokenizer.eosTokenId]
+        let turnEnd = tokenizer.encode("<|im_end|>")
+        if turnEnd.count == 1, !stops.contains(turnEnd[0]) { stops.append(turnEnd[0]) }
+        return stops
     }
 
     /// The response's ids followed by EOS (unless `appendEOS` is false).

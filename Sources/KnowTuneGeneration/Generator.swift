@@ -19,7 +19,7 @@ public enum GenerationControl {
 }
 
 /// Why a sequence ended.
-public enum FinishReason: String, Codable {
+public enum FinishReason: String, Codable, Sendable {
     case stopToken = "stop_token", maxNewTokens = "max_new_tokens", contextFull = "context_full", stoppedByCallback = "callback"
 }
 
@@ -96,97 +96,52 @@ public final class Generator {
         }
         statistics = GenerationStatistics()
         var results = [Result<[Int32], KnowTuneError>](repeating: .success([]), count: prompts.count)
-        var pending: [Int] = []
+        var pending: [DecodeRequest] = []
         for (index, prompt) in prompts.enumerated() {
             if let problem = problem(with: prompt, exampleIndex: exampleIndices[index]) {
                 results[index] = .failure(problem)
             } else {
-                pending.append(index)
+                pending.append(DecodeRequest(tag: index, prompt: prompt, configuration: configuration,
+                                             exampleIndex: exampleIndices[index], constraint: constraints?[index] ?? nil))
             }
         }
-        guard let longest = pending.map({ prompts[$0].count }).max() else { return results }
+        guard let longest = pending.map(\.prompt.count).max() else { return results }
         let decoder = prepareDecoder(batchCapacity: min(batchSize, pending.count),
                                      maxLength: min(contextLength, longest + configuration.maxNewTokens))
-        let sampler = Sampler(configuration: configuration)
-        let vocabularySize = weights.configuration.vocabularySize
-        var freeSlots = Array((0..<decoder.batchCapacity).reversed())
-        var active: [ActiveSequence] = []
-        var nextPending = 0
         // A reused decoder may have a longer cache than this call needs; the context still bounds every sequence.
-        let positionLimit = min(contextLength, decoder.maxLength)
+        let batch = DecodeBatch(decoder: decoder, stopTokenIds: stopTokenIds, contextLength: contextLength)
+        var generated = [[Int32]](repeating: [], count: prompts.count)
+        var nextPending = 0
 
-        /// Samples sequence's next token from a logits row; returns false when the sequence has finished.
-        func advance(_ sequence: inout ActiveSequence, logits: UnsafeMutablePointer<Float>) -> Bool {
-            let constraint = constraints?[sequence.promptIndex] ?? nil
-            if let constraint {
-                let started = DispatchTime.now().uptimeNanoseconds
-                let remaining = min(configuration.maxNewTokens, positionLimit - sequence.promptLength) - sequence.generated.count
-                constraint.mask(logits, remainingTokens: max(1, remaining))
-                statistics.maskSeconds += Self.seconds(since: started)
+        func deliver(_ events: [DecodeEvent]) {
+            for event in events {
+                generated[event.tag].append(event.token)
+                var reason = event.finishReason
+                if let onToken {
+                    let token = GeneratedToken(promptIndex: event.tag, exampleIndex: exampleIndices[event.tag],
+                                               token: event.token, finishReason: reason)
+                    if reason == nil, onToken(token) == .stop {
+                        batch.finish(tag: event.tag)
+                        reason = .stoppedByCallback
+                    } else if reason != nil {
+                        _ = onToken(token)
+                    }
+                }
+                if reason != nil { results[event.tag] = .success(generated[event.tag]) }
             }
-            var token = sampler.nextToken(logits: logits, vocabularySize: vocabularySize,
-                                          previousTokens: sequence.penalizedTokens, generator: &sequence.generator)
-            if let constraint { token = constraint.accept(token) }
-            sequence.generated.append(token)
-            if configuration.repetitionPenalty != 1.0 { sequence.penalizedTokens.insert(token) }
-            var reason: FinishReason?
-            if stopTokenIds.contains(token) { reason = .stopToken }
-            else if sequence.generated.count >= configuration.maxNewTokens { reason = .maxNewTokens }
-            // The last token must itself be fed before anything can follow it.
-            else if sequence.promptLength + sequence.generated.count >= positionLimit { reason = .contextFull }
-            if let onToken {
-                let event = GeneratedToken(promptIndex: sequence.promptIndex, exampleIndex: sequence.exampleIndex,
-                                           token: token, finishReason: reason)
-                if reason == nil, onToken(event) == .stop { reason = .stoppedByCallback }
-                else if reason != nil { _ = onToken(event) }
-            }
-            guard reason == nil else {
-                results[sequence.promptIndex] = .success(sequence.generated)
-                freeSlots.append(sequence.slot)
-                return false
-            }
-            return true
         }
 
         while true {
             // Fill free slots with waiting prompts, prefilled together; each yields its sequence's first token.
-            var admitted: [ActiveSequence] = []
-            while let slot = freeSlots.last, nextPending < pending.count {
-                freeSlots.removeLast()
-                let index = pending[nextPending]
-                nextPending += 1
-                admitted.append(ActiveSequence(
-                    promptIndex: index, exampleIndex: exampleIndices[index], slot: slot, promptLength: prompts[index].count,
-                    generator: Sampler.generator(seed: configuration.seed, exampleIndex: exampleIndices[index]),
-                    penalizedTokens: configuration.repetitionPenalty != 1.0 ? Set(prompts[index]) : []))
+            let admitted = min(batch.freeSlotCount, pending.count - nextPending)
+            if admitted > 0 {
+                deliver(batch.admit(Array(pending[nextPending..<nextPending + admitted])))
+                nextPending += admitted
             }
-            if !admitted.isEmpty {
-                let started = DispatchTime.now().uptimeNanoseconds
-                for sequence in admitted { decoder.cache.reset(slot: sequence.slot) }
-                decoder.prefill(admitted.map { (tokens: prompts[$0.promptIndex], slot: $0.slot) })
-                statistics.promptTokens += admitted.reduce(0) { $0 + $1.promptLength }
-                statistics.prefillSeconds += Self.seconds(since: started)
-                statistics.generatedTokens += admitted.count
-                for row in admitted.indices {
-                    var sequence = admitted[row]
-                    if advance(&sequence, logits: decoder.logits(row: row)) { active.append(sequence) }
-                }
-            }
-            guard !active.isEmpty else { break }
-            let started = DispatchTime.now().uptimeNanoseconds
-            decoder.step(tokens: active.map { $0.generated[$0.generated.count - 1] }, slots: active.map(\.slot))
-            var stillActive: [ActiveSequence] = []
-            stillActive.reserveCapacity(active.count)
-            for row in active.indices {
-                var sequence = active[row]
-                if advance(&sequence, logits: decoder.logits(row: row)) { stillActive.append(sequence) }
-            }
-            statistics.steps += 1
-            statistics.decodedTokens += active.count
-            statistics.generatedTokens += active.count
-            statistics.decodeSeconds += Self.seconds(since: started)
-            active = stillActive
+            guard !batch.isIdle else { break }
+            deliver(batch.step())
         }
+        statistics = batch.statistics
         return results
     }
 
@@ -198,26 +153,6 @@ public final class Generator {
     }
 
     // MARK: - Helpers
-
-    private struct ActiveSequence {
-        let promptIndex: Int
-        let exampleIndex: Int
-        let slot: Int
-        let promptLength: Int
-        var generator: SplitMix64
-        var penalizedTokens: Set<Int32>
-        var generated: [Int32] = []
-
-        init(promptIndex: Int, exampleIndex: Int, slot: Int, promptLength: Int, generator: SplitMix64,
-             penalizedTokens: Set<Int32>) {
-            self.promptIndex = promptIndex
-            self.exampleIndex = exampleIndex
-            self.slot = slot
-            self.promptLength = promptLength
-            self.generator = generator
-            self.penalizedTokens = penalizedTokens
-        }
-    }
 
     /// Why a prompt cannot be decoded, or nil.
     private func problem(with prompt: [Int32], exampleIndex: Int) -> KnowTuneError? {
@@ -245,9 +180,5 @@ public final class Generator {
                                        prefillChunk: prefillChunk)
         decoder = fresh
         return fresh
-    }
-
-    private static func seconds(since start: UInt64) -> Double {
-        Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 }

@@ -92,6 +92,32 @@ public indirect enum ResponseSchema: Equatable, Sendable {
         }
     }
 
+    /// The schema as a JSON Schema object (what `init(jsonSchema:)` reads back), e.g. to send as `response_format`.
+    public var jsonSchema: [String: Any] {
+        switch self {
+        case let .object(properties, required):
+            guard let properties else { return ["type": "object"] }
+            var schema: [String: Any] = ["type": "object", "additionalProperties": false,
+                                         "properties": Dictionary(uniqueKeysWithValues: properties.map { ($0.name, $0.schema.jsonSchema) })]
+            if !required.isEmpty { schema["required"] = required.sorted() }
+            return schema
+        case let .array(items, minItems, maxItems):
+            var schema: [String: Any] = ["type": "array"]
+            if items != .anyValue { schema["items"] = items.jsonSchema }
+            if minItems > 0 { schema["minItems"] = minItems }
+            if let maxItems { schema["maxItems"] = maxItems }
+            return schema
+        case .string: return ["type": "string"]
+        case .number: return ["type": "number"]
+        case .integer: return ["type": "integer"]
+        case .boolean: return ["type": "boolean"]
+        case .null: return ["type": "null"]
+        case let .literals(texts):
+            return ["enum": texts.map { (try? JSONSerialization.jsonObject(with: Data($0.utf8), options: .fragmentsAllowed)) ?? NSNull() }]
+        case .anyValue: return [:]
+        }
+    }
+
     /// OpenAI's `response_format` value: `{"type": "json_object"}`, `{"type": "json_schema", "json_schema": {"name",
     /// "schema", "strict"}}`, or `{"type": "text"}` (nil: no constraint).
     public static func responseFormat(_ value: Any) throws -> ResponseSchema? {

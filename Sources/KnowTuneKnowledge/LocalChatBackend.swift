@@ -34,10 +34,7 @@ public final class LocalChatBackend: ChatBackend {
         self.model = model
         self.template = try ChatTemplate.named(templateName)
         self.maxNewTokens = maxNewTokens
-        var stops: [Int32] = [model.tokenizer.eosTokenId]
-        // chatml ends a turn with <|im_end|>, which is not always the model's EOS.
-        let turnEnd = model.tokenizer.encode("<|im_end|>")
-        if turnEnd.count == 1, !stops.contains(turnEnd[0]) { stops.append(turnEnd[0]) }
+        let stops = ChatTemplate.replyStopTokenIds(tokenizer: model.tokenizer)
         generator = Generator(weights: model.weights, stopTokenIds: stops, batchSize: 1)
         stopTokenIds = stops
     }

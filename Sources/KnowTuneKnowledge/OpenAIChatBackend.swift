@@ -5,6 +5,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import KnowTuneGeneration
 import KnowTuneTensor
 
 /// Where and how to reach the endpoint.
@@ -25,10 +26,13 @@ public struct ChatEndpoint: Sendable {
     public static let defaultMaxReplyBytes = 16 << 20
     /// The largest reply body read; a longer one is cut off and refused (a misbehaving endpoint cannot exhaust memory).
     public var maxReplyBytes: Int
+    /// Whether replies wanted as JSON are asked for with `response_format: {"type": "json_schema", …}` (knowtune api,
+    /// vLLM and llama.cpp's server enforce it while decoding; OpenAI's strict mode takes object roots only).
+    public var sendsResponseFormat: Bool
 
     public init(baseURL: URL, model: String, apiKey: String? = nil, attempts: Int = 4, backoff: TimeInterval = 1,
                 timeout: TimeInterval = 120, temperature: Double = 0, maxTokens: Int = 1024,
-                maxReplyBytes: Int = ChatEndpoint.defaultMaxReplyBytes) {
+                maxReplyBytes: Int = ChatEndpoint.defaultMaxReplyBytes, sendsResponseFormat: Bool = true) {
         self.baseURL = baseURL
         self.model = model
         self.apiKey = apiKey
@@ -38,6 +42,7 @@ public struct ChatEndpoint: Sendable {
         self.temperature = temperature
         self.maxTokens = maxTokens
         self.maxReplyBytes = maxReplyBytes
+        self.sendsResponseFormat = sendsResponseFormat
     }
 }
 
@@ -48,6 +53,7 @@ public final class OpenAIChatBackend: ChatBackend, @unchecked Sendable {
 
     public var identity: String {
         "openai model=\(endpoint.model) url=\(endpoint.baseURL.absoluteString) temperature=\(endpoint.temperature) max_tokens=\(endpoint.maxTokens)"
+            + (endpoint.sendsResponseFormat ? " json=response_format" : "")
     }
     public var attempts: Int { endpoint.attempts }
     public var backoff: TimeInterval { endpoint.backoff }
@@ -64,16 +70,24 @@ public final class OpenAIChatBackend: ChatBackend, @unchecked Sendable {
 
     deinit { session.invalidateAndCancel() }
 
-    /// One chat-completion request; returns `choices[0].message.content`.
     public func complete(system: String, user: String) throws -> String {
+        try complete(system: system, user: user, schema: nil)
+    }
+
+    /// One chat-completion request; returns `choices[0].message.content`.
+    public func complete(system: String, user: String, schema: ResponseSchema?) throws -> String {
         var request = URLRequest(url: endpoint.baseURL.appendingPathComponent("chat/completions"))
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         if let key = endpoint.apiKey, !key.isEmpty { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
-        let body: [String: Any] = [
+        var body: [String: Any] = [
             "model": endpoint.model, "temperature": endpoint.temperature, "max_tokens": endpoint.maxTokens,
             "messages": [["role": "system", "content": system], ["role": "user", "content": user]],
         ]
+        if let schema, endpoint.sendsResponseFormat {
+            body["response_format"] = ["type": "json_schema",
+                                       "json_schema": ["name": "knowtune_reply", "schema": schema.jsonSchema, "strict": true] as [String: Any]]
+        }
         request.httpBody = try JSONSerialization.data(withJSONObject: body)
 
         let task = session.dataTask(with: request)

@@ -2,6 +2,7 @@
 // question on completeness, factuality and logicality, asked in both answer orders so that a preference for a
 // position cancels out; does not read prediction files (the CLI does) or talk to a model itself (ChatBackend).
 import Foundation
+import KnowTuneGeneration
 import KnowTuneTensor
 
 public final class PairwiseJudge {
@@ -65,7 +66,7 @@ public final class PairwiseJudge {
         for attempt in 0..<backend.attempts {
             if attempt > 0 { Thread.sleep(forTimeInterval: backend.backoff * pow(2, Double(attempt - 1))) }
             do {
-                let reply = try backend.complete(system: system, user: prompt)
+                let reply = try backend.complete(system: system, user: prompt, schema: Self.verdictSchema)
                 if let winner = Self.parse(reply) { return winner }
                 last = .malformedReply("expected {\"winner\": \"A\" | \"B\" | \"tie\"}, got: \(reply.prefix(200))")
             } catch let error as KnowTuneError where error.isRetryable {
@@ -74,6 +75,10 @@ public final class PairwiseJudge {
         }
         throw last
     }
+
+    /// `{"winner": "A" | "B" | "tie"}`: what the prompt asks for, enforced by backends that decode under a schema.
+    static let verdictSchema = ResponseSchema.object(
+        properties: [.init(name: "winner", schema: .literals(["\"A\"", "\"B\"", "\"tie\""]))], required: ["winner"])
 
     static func parse(_ reply: String) -> Winner? {
         guard let text = try? PromptedTeacher.jsonText(in: reply, open: "{", close: "}"),

@@ -10,7 +10,7 @@ struct KnowTuneCommand: ParsableCommand {
         commandName: "knowtune",
         abstract: "LoRA fine-tuning of LLaMA-family models with the KnowTuning method, data-parallel over MPI.",
         subcommands: [TrainCommand.self, ScoreCommand.self, TokenizeCommand.self, MetricsCommand.self, ExportCommand.self, ChatCommand.self,
-                      BuildKACommand.self, BuildKCCommand.self, JudgeCommand.self])
+                      BuildKACommand.self, BuildKCCommand.self, JudgeCommand.self, APICommand.self])
 }
 
 /// Writes a line to stderr (stdout carries only machine-readable results).

@@ -16,7 +16,7 @@ struct TeacherOptions: ParsableArguments {
     @Option(name: .customLong("teacher_template"), help: "--teacher local: the teacher model's chat template.")
     var teacherTemplate = "chatml"
 
-    @Option(name: .customLong("teacher_max_new_tokens"), help: "--teacher local: the longest reply, in tokens.")
+    @Option(name: .customLong("teacher_max_new_tokens"), help: "--teacher local|openai: the longest reply, in tokens (openai: sent as max_tokens).")
     var teacherMaxNewTokens = 512
 
     @Option(name: .customLong("openai_base_url"), help: "--teacher openai: the API root; requests go to <url>/chat/completions.")
@@ -27,6 +27,9 @@ struct TeacherOptions: ParsableArguments {
 
     @Option(name: .customLong("openai_api_key_env"), help: "--teacher openai: the environment variable holding the API key (unset: no key).")
     var openAIKeyVariable = "OPENAI_API_KEY"
+
+    @Option(name: .customLong("openai_response_format"), help: "--teacher openai: json_schema (ask for the reply's JSON schema as response_format: knowtune api, vLLM, llama.cpp) or none (the prompt alone asks for JSON).")
+    var openAIResponseFormat = "json_schema"
 
     @Option(name: .customLong("prompts_dir"), help: "--teacher openai|local: the folder of the editable prompt files.")
     var promptsDirectory = "data/prompts"
@@ -53,6 +56,9 @@ struct TeacherOptions: ParsableArguments {
         }
         if try TeacherKind.named(teacher) == .openai {
             guard openAIModel != nil else { throw ValidationError("--teacher openai needs --openai_model") }
+            guard ["json_schema", "none"].contains(openAIResponseFormat) else {
+                throw ValidationError("--openai_response_format \(openAIResponseFormat) is not supported (json_schema, none)")
+            }
             guard let url = URL(string: openAIBaseURL), ["http", "https"].contains(url.scheme ?? "") else {
                 throw ValidationError("--openai_base_url \(openAIBaseURL) is not an http(s) URL")
             }
@@ -70,8 +76,9 @@ struct TeacherOptions: ParsableArguments {
             }
             let key = ProcessInfo.processInfo.environment[openAIKeyVariable]
             return OpenAIChatBackend(endpoint: ChatEndpoint(baseURL: url, model: model, apiKey: key, attempts: teacherRetries + 1,
-                                                            backoff: teacherBackoff, timeout: teacherTimeout,
-                                                            maxReplyBytes: teacherMaxReplyBytes))
+                                                            backoff: teacherBackoff, timeout: teacherTimeout, maxTokens: teacherMaxNewTokens,
+                                                            maxReplyBytes: teacherMaxReplyBytes,
+                                                            sendsResponseFormat: openAIResponseFormat == "json_schema"))
         case .local:
             return try LocalChatBackend(model: try ModelLoader.load(teacherModelPath), templateName: teacherTemplate,
                                         maxNewTokens: teacherMaxNewTokens)

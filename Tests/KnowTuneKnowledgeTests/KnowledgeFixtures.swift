@@ -36,6 +36,15 @@ enum KnowledgeFixtures {
         ["instruction": "???", "input": "", "output": "... !!! ---"],
     ]
 
+    /// A predictions file (`{"label", "predict"}` per line) named `name`, for the judge.
+    static func predictions(_ name: String, _ rows: [(label: String, predict: String)]) throws -> String {
+        let path = root + "/\(name).jsonl"
+        let lines = try rows.map { String(decoding: try JSONSerialization.data(withJSONObject: ["label": $0.label, "predict": $0.predict],
+                                                                                 options: [.sortedKeys]), as: UTF8.self) }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     static func sourceRecords(_ rows: [[String: String]]) -> [SourceRecord] {
         rows.enumerated().map { SourceRecord(index: $0.offset, instruction: $0.element["instruction"] ?? "", input: $0.element["input"] ?? "",
                                              output: $0.element["output"] ?? "") }

@@ -7,21 +7,13 @@ import KnowTuneTestSupport
 import XCTest
 
 final class PairwiseJudgeTests: XCTestCase {
-    func predictions(_ name: String, _ rows: [(label: String, predict: String)]) throws -> String {
-        let path = KnowledgeFixtures.root + "/\(name).jsonl"
-        let lines = try rows.map { String(decoding: try JSONSerialization.data(withJSONObject: ["label": $0.label, "predict": $0.predict],
-                                                                                 options: [.sortedKeys]), as: UTF8.self) }
-        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
     func testBothOrdersCancelPositionBias() throws {
         let server = try StubChatServer()
         defer { server.stop() }
         let labels = KnowledgeFixtures.records.prefix(3).map { $0["output"] ?? "" }
-        let first = try predictions("judge-first", [(labels[0], "An apple is a fruit that grows on trees worldwide."), (labels[1], "A physicist."),
+        let first = try KnowledgeFixtures.predictions("judge-first", [(labels[0], "An apple is a fruit that grows on trees worldwide."), (labels[1], "A physicist."),
                                                     (labels[2], "A long river.")])
-        let second = try predictions("judge-second", [(labels[0], "A fruit."), (labels[1], "Marie Curie was a physicist and chemist."),
+        let second = try KnowledgeFixtures.predictions("judge-second", [(labels[0], "A fruit."), (labels[1], "Marie Curie was a physicist and chemist."),
                                                       (labels[2], "A big river.")])
         let folder = try KnowledgeFixtures.dataDirectory("judge")
         let result = try KnowTuneRunner.run(["judge", first, "--compare", second, "--teacher", "openai", "--openai_base_url", server.baseURL,
@@ -39,8 +31,8 @@ final class PairwiseJudgeTests: XCTestCase {
     }
 
     func testMismatchedFilesAndRulesTeacherAreErrors() throws {
-        let first = try predictions("judge-a", [("x", "y"), ("z", "w")])
-        let other = try predictions("judge-b", [("x", "y")])
+        let first = try KnowledgeFixtures.predictions("judge-a", [("x", "y"), ("z", "w")])
+        let other = try KnowledgeFixtures.predictions("judge-b", [("x", "y")])
         let mismatch = try KnowTuneRunner.run(["judge", first, "--compare", other, "--teacher", "openai", "--openai_model", "m",
                                             "--openai_base_url", "http://127.0.0.1:9/v1"])
         XCTAssertEqual(mismatch.status, 1, mismatch.output)
