@@ -19,14 +19,17 @@ public struct DecodeRequest {
     /// Seeds the sequence's generator together with `configuration.seed` (see `Sampler.generator`).
     public let exampleIndex: Int
     public let constraint: JSONConstraint?
+    /// Decode through stop ids to the full budget (benchmarks; vLLM's `ignore_eos`).
+    public let ignoresStopTokens: Bool
 
     public init(tag: Int, prompt: [Int32], configuration: GenerationConfiguration, exampleIndex: Int,
-                constraint: JSONConstraint? = nil) {
+                constraint: JSONConstraint? = nil, ignoresStopTokens: Bool = false) {
         self.tag = tag
         self.prompt = prompt
         self.configuration = configuration
         self.exampleIndex = exampleIndex
         self.constraint = constraint
+        self.ignoresStopTokens = ignoresStopTokens
     }
 }
 
@@ -154,7 +157,7 @@ public final class DecodeBatch {
         sequence.generated.append(token)
         if configuration.repetitionPenalty != 1.0 { sequence.penalizedTokens.insert(token) }
         var reason: FinishReason?
-        if stopTokenIds.contains(token) { reason = .stopToken }
+        if !sequence.request.ignoresStopTokens, stopTokenIds.contains(token) { reason = .stopToken }
         else if sequence.generated.count >= configuration.maxNewTokens { reason = .maxNewTokens }
         // The last token must itself be fed before anything can follow it.
         else if promptLength + sequence.generated.count >= positionLimit { reason = .contextFull }

@@ -32,6 +32,8 @@ public struct ChatCompletionRequest {
     /// Choices generated for the prompt, each its own sequence.
     public var choiceCount = 1
     public var responseSchema: ResponseSchema?
+    /// vLLM's extension: decode through EOS to `max_tokens` (for throughput measurements).
+    public var ignoresEOS = false
 
     /// The most choices one request may ask for (each takes a batch slot).
     public static let maxChoices = 8
@@ -101,6 +103,11 @@ public struct ChatCompletionRequest {
             do { responseSchema = try ResponseSchema.responseFormat(fields.object["response_format"] as Any) } catch {
                 throw APIError.badRequest(error, param: "response_format")
             }
+        }
+        ignoresEOS = try fields.bool("ignore_eos") ?? false
+        if ignoresEOS, responseSchema != nil {
+            throw APIError.badRequest("\"ignore_eos\" cannot be combined with a JSON response_format (the document ends at EOS)",
+                                      param: "ignore_eos")
         }
         // Known OpenAI features KnowTune does not implement: refused, so a client never gets a reply that ignored them.
         for key in ["presence_penalty", "frequency_penalty"] where try (fields.number(key) ?? 0) != 0 {

@@ -117,7 +117,7 @@ public final class ChatCompletionService: @unchecked Sendable {
                 constraint = made
             }
             return DecodeRequest(tag: scheduler.makeTag(), prompt: prompt, configuration: configuration, exampleIndex: choice,
-                                 constraint: constraint)
+                                 constraint: constraint, ignoresStopTokens: request.ignoresEOS)
         }
         counter.lock()
         completions += 1
