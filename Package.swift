@@ -4,9 +4,9 @@
 // → KnowTuneData → KnowTuneDistributed (on Model: collectives, node-shared weights, batch sharding) and
 // KnowTuneCheckpoint (on Tensor) → KnowTuneTraining (the loop and its objectives; on Data, Distributed, Checkpoint);
 // KnowTuneGeneration (on Data) and KnowTuneEvaluation (on Tensor, for its errors) → KnowTunePrediction (on Generation, Evaluation,
-// Distributed; not on Training) and KnowTuneKnowledge → KnowTuneFuzzing (fuzz targets of every outside-data parser, on
-// Knowledge and Training for the configuration file)
-// KnowTuneServing (the OpenAI-compatible HTTP server, on Generation and Hummingbird) → executables.
+// Distributed; not on Training), KnowTuneKnowledge and KnowTuneServing (the OpenAI-compatible HTTP server, on Generation
+// and Hummingbird) → KnowTuneFuzzing (fuzz targets of every outside-data parser, on Knowledge, Serving and Training for
+// the configuration file) → executables.
 import PackageDescription
 
 // Numeric kernels live behind unsafe pointers; -Ounchecked drops the remaining overflow traps there.
@@ -72,7 +72,7 @@ let package = Package(
         // Fuzz targets of every parser that reads outside data; launch/fuzz.sh builds knowtune-fuzz with libFuzzer.
         .target(name: "KnowTuneFuzzing",
                 dependencies: ["KnowTuneModel", "KnowTuneData", "KnowTuneCheckpoint", "KnowTuneEvaluation", "KnowTuneGeneration",
-                               "KnowTuneKnowledge", "KnowTuneTensor", "KnowTuneTraining"]),
+                               "KnowTuneKnowledge", "KnowTuneServing", "KnowTuneTensor", "KnowTuneTraining"]),
         .executableTarget(name: "knowtune-fuzz", dependencies: ["KnowTuneFuzzing"]),
 
         .executableTarget(name: "knowtune-testkit", dependencies: ["KnowTuneDistributed", "KnowTuneCheckpoint", "KnowTuneTensor"]),

@@ -34,11 +34,17 @@ public enum FuzzSeeds {
         seeds[.teacherReply] = teacherReplies()
         seeds[.predictions] = [("seed-predictions.jsonl", try predictions(dataDirectory))]
         seeds[.trainingConfiguration] = [("seed-sft.yaml", Data(trainingConfiguration.utf8))]
-        seeds[.responseSchema] = [
+        let schemaSeeds: [(String, Data)] = [
             ("seed-teacher-rewrite.json", Data(#"{"type": "object", "properties": {"question": {"type": "string"}, "answer": {"type": "string"}}, "required": ["question", "answer"], "additionalProperties": false}"#.utf8) + Data([0]) + Data("steer".utf8)),
             ("seed-response-format.json", Data(#"{"type": "json_schema", "json_schema": {"name": "facts", "schema": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 3}, "strict": true}}"#.utf8) + Data([0]) + Data([1, 200, 34, 92])),
             ("seed-mixed.json", Data(#"{"type": "object", "properties": {"n": {"type": "number"}, "i": {"type": "integer"}, "b": {"type": "boolean"}, "e": {"enum": ["x", 1, null]}, "o": {"type": "object"}}, "required": ["n", "e"]}"#.utf8) + Data([0]) + Data("123".utf8)),
         ]
+        seeds[.responseSchema] = schemaSeeds
+        let chatSeeds: [(String, Data)] = [
+            ("seed-chat.json", Data(#"{"model": "m", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Name a river. END"}], "temperature": 0.5, "top_p": 0.9, "max_tokens": 32, "n": 2, "seed": 3, "stop": ["END", "@@"], "user": "x"}"#.utf8)),
+            ("seed-schema.json", Data(#"{"messages": [{"role": "user", "content": [{"type": "text", "text": "List facts."}]}], "stream": true, "response_format": {"type": "json_schema", "json_schema": {"name": "f", "schema": {"type": "object", "properties": {"facts": {"type": "array", "items": {"type": "string"}, "minItems": 1}}, "required": ["facts"], "additionalProperties": false}}}}"#.utf8)),
+        ]
+        seeds[.chatRequest] = chatSeeds
         for (target, files) in seeds {
             let directory = (folder as NSString).appendingPathComponent(target.rawValue)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -10,6 +10,7 @@ import KnowTuneEvaluation
 import KnowTuneGeneration
 import KnowTuneKnowledge
 import KnowTuneModel
+import KnowTuneServing
 import KnowTuneTensor
 import KnowTuneTraining
 
@@ -38,6 +39,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// A response schema (JSON Schema or OpenAI `response_format`), a NUL, then bytes that steer a decode under its
     /// mask over a byte vocabulary: the output must be a document of the schema whenever the budget can hold one.
     case responseSchema = "response-schema"
+    /// A `POST /v1/chat/completions` body as `knowtune api` reads it: the request's fields, its conversation under
+    /// every template, its response_format's mask, and its stop texts over the messages' text.
+    case chatRequest = "chat-request"
 
     /// Runs the target on `data`; errors are the expected answer to bad input and are dropped.
     public func run(_ data: Data) {
@@ -58,6 +62,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .predictions: try Self.predictions(data)
         case .trainingConfiguration: try Self.trainingConfiguration(data)
         case .responseSchema: try Self.responseSchema(data)
+        case .chatRequest: try Self.chatRequest(data)
         }
     }
 
@@ -206,6 +211,28 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         }
         guard (try? JSONSerialization.jsonObject(with: Data(output), options: [.fragmentsAllowed])) != nil else {
             fatalError("constrained output is not JSON: \(String(decoding: output, as: UTF8.self))")
+        }
+    }
+
+    static func chatRequest(_ data: Data) throws {
+        let request = try ChatCompletionRequest(body: data)
+        let parts = try ChatCompletionService.conversation(of: request.messages)
+        let tokenizer = ByteTokenizer()
+        for template in ChatTemplate.all {
+            let ids = template.encodeConversation(history: parts.history, user: parts.user, system: parts.system, tokenizer: tokenizer)
+            guard !ids.isEmpty else { fatalError("a conversation encoded to no tokens under \(template.name)") }
+        }
+        if let schema = request.responseSchema {
+            _ = JSONConstraint(grammar: JSONGrammar(schema), trie: byteTrie, stopTokenIds: [2]).minimumTokens
+        }
+        let text = request.messages.map(\.content).joined()
+        let whole = StopTextFilter.cut(text, stops: request.stop)
+        var pieces = StopTextFilter(stops: request.stop)
+        var shown = ""
+        for character in text { shown += pieces.append(String(character)) }
+        shown += pieces.flush()
+        guard shown == whole.text, pieces.isStopped == whole.stopped else {
+            fatalError("stop texts cut \(text.debugDescription) differently piece by piece")
         }
     }
 

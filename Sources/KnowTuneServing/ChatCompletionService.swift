@@ -64,9 +64,10 @@ public final class ChatCompletionService: @unchecked Sendable {
 
     // MARK: - Preparing
 
-    /// The prompt ids of a conversation: an optional system message, then user and assistant turns alternating,
-    /// ending with a user turn.
-    public func promptIds(_ messages: [ChatMessage]) throws -> [Int32] {
+    /// A conversation's parts: the system text (system messages joined), the answered turns and the user turn to
+    /// answer. Messages must be system messages first, then user and assistant alternating, ending with user.
+    public static func conversation(of messages: [ChatMessage]) throws
+        -> (system: String?, history: [(user: String, assistant: String)], user: String) {
         var rest = messages[...]
         var system: String?
         while let first = rest.first, first.role == .system {
@@ -87,7 +88,13 @@ public final class ChatCompletionService: @unchecked Sendable {
             }
         }
         guard let user = pendingUser else { throw APIError.badRequest("the last message must have role \"user\"", param: "messages") }
-        return model.template.encodeConversation(history: history, user: user, system: system, tokenizer: model.tokenizer)
+        return (system, history, user)
+    }
+
+    /// The prompt ids of a conversation under the served template.
+    public func promptIds(_ messages: [ChatMessage]) throws -> [Int32] {
+        let parts = try Self.conversation(of: messages)
+        return model.template.encodeConversation(history: parts.history, user: parts.user, system: parts.system, tokenizer: model.tokenizer)
     }
 
     public func prepare(_ request: ChatCompletionRequest) throws -> PreparedCompletion {
