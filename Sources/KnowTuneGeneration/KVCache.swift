@@ -4,6 +4,7 @@
 //
 // Layout (kernel letters: S slots, P maxLength, K = kvHeads·headDimension): keys[layer] and values[layer] are
 // [S, P, K] row-major, so one slot's positions are contiguous rows of stride K, which is what sgemm reads.
+import Foundation
 import KnowTuneModel
 import KnowTuneTensor
 
@@ -26,11 +27,13 @@ public final class KVCache {
         slotStride = maxLength * configuration.kvDimension
         layerStride = batchCapacity * slotStride
         let count = 2 * configuration.layerCount * layerStride
-        storage = .allocate(capacity: count)
-        storage.initialize(repeating: 0, count: count)
+        // calloc: a large cache gets zero pages the kernel commits only when a slot first writes them, so a server
+        // sized for long contexts holds only what its sequences use.
+        guard let zeroed = calloc(count, MemoryLayout<Float>.stride) else { fatalError("cannot allocate a \(count * 4)-byte KV cache") }
+        storage = zeroed.assumingMemoryBound(to: Float.self)
     }
 
-    deinit { storage.deallocate() }
+    deinit { free(storage) }
 
     /// Bytes held by the cache.
     public var byteCount: Int { 2 * configuration.layerCount * layerStride * MemoryLayout<Float>.stride }

@@ -21,7 +21,7 @@ public protocol FactScoring: AnyObject {
 /// response is the fact **without EOS**: a fact is one part of an answer, so the model's belief that the answer
 /// ends after it is not part of its difficulty. A record's facts are scored in one `SequenceScorer.score` call of
 /// their own, so a fact's score does not depend on which other records share a rank (identical for any rank count).
-public final class FactPerplexityScorer: FactScoring {
+public final class FactPerplexityScorer: FactScoring, @unchecked Sendable {
     public let tokenizer: any Tokenizer
     public let template: ChatTemplate
     public let scorer: SequenceScorer
@@ -29,6 +29,7 @@ public final class FactPerplexityScorer: FactScoring {
     public let maximumLength: Int
     public let appendsEOS: Bool
     public let identity: String
+    private let lock = NSLock()
 
     public init(model: LoadedModel, lora: LoRABuffer? = nil, template: ChatTemplate = .alpaca, maximumLength: Int = 1024,
                 appendsEOS: Bool = false, tokenBudget: Int = 2048) {
@@ -43,6 +44,9 @@ public final class FactPerplexityScorer: FactScoring {
 
     public func perplexities(instruction: String, input: String, facts: [String]) throws -> [Double] {
         guard !facts.isEmpty else { return [] }
+        // One pass at a time: the scorer's buffers are shared, and records in flight call from several threads.
+        lock.lock()
+        defer { lock.unlock() }
         let fullPrompt = template.encodePrompt(ChatTemplate.userContent(instruction: instruction, input: input), tokenizer: tokenizer)
         let pairs = facts.map { fact -> (prompt: [Int32], response: [Int32]) in
             var response = template.encodeResponse(fact, tokenizer: tokenizer, appendEOS: appendsEOS)

@@ -147,9 +147,15 @@ public final class ChatCompletionService: @unchecked Sendable {
     /// Queues the choices (all or none: a full queue is a 429).
     public func submit(_ prepared: PreparedCompletion) throws -> SubmittedCompletion {
         let (updates, continuation) = AsyncStream<(Int, SequenceUpdate)>.makeStream()
-        try scheduler.submit(prepared.choices.enumerated().map { choice, request in
-            ScheduledSequence(request: request) { continuation.yield((choice, $0)) }
-        })
+        do {
+            try scheduler.submit(prepared.choices.enumerated().map { choice, request in
+                ScheduledSequence(request: request) { continuation.yield((choice, $0)) }
+            })
+        } catch SchedulerRefusal.queueFull(let capacity) {
+            throw APIError.queueFull(capacity)
+        } catch {
+            throw APIError(status: 503, message: "the server is shutting down", type: "server_error")
+        }
         return SubmittedCompletion(prepared: prepared, updates: updates, continuation: continuation)
     }
 

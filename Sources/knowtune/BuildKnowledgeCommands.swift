@@ -80,7 +80,12 @@ struct BuildKACommand: ParsableCommand {
                 try flags.teacherOptions.makeTeacher(entitySource: [])
             }
             let builder = KnowledgeAugmentationBuilder(teacher: teacher, scorer: FactPerplexityScorer(model: model), keep: rule)
-            return try KnowledgeBuild.augment(records: source.records, source: source.entry, options: flags.options, builder: builder,
+            var options = flags.options
+            // Records in flight overlap their teacher calls (the scorer takes them one at a time).
+            if let prompted = teacher as? PromptedTeacher, prompted.backend.allowsConcurrentCalls {
+                options.concurrency = flags.teacherOptions.teacherConcurrency
+            }
+            return try KnowledgeBuild.augment(records: source.records, source: source.entry, options: options, builder: builder,
                                               communicator: communicator, progress: progress)
         }
     }

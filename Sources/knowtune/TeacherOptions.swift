@@ -46,7 +46,7 @@ struct TeacherOptions: ParsableArguments {
     @Option(name: .customLong("teacher_max_reply_bytes"), help: "--teacher openai: the largest reply body read; a longer one stops the build (partial results are kept).")
     var teacherMaxReplyBytes = ChatEndpoint.defaultMaxReplyBytes
 
-    @Option(name: .customLong("teacher_concurrency"), help: "Teacher requests in flight per rank (build-kc; build-ka scores with the model one record at a time).")
+    @Option(name: .customLong("teacher_concurrency"), help: "Teacher requests in flight per rank (openai: concurrent HTTP requests; local: replies decoded together in one batch).")
     var teacherConcurrency = 4
 
     func validate() throws {
@@ -81,7 +81,7 @@ struct TeacherOptions: ParsableArguments {
                                                             sendsResponseFormat: openAIResponseFormat == "json_schema"))
         case .local:
             return try LocalChatBackend(model: try ModelLoader.load(teacherModelPath), templateName: teacherTemplate,
-                                        maxNewTokens: teacherMaxNewTokens)
+                                        maxNewTokens: teacherMaxNewTokens, concurrency: teacherConcurrency)
         }
     }
 

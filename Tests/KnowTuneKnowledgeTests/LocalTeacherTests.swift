@@ -29,6 +29,24 @@ final class LocalTeacherTests: XCTestCase {
                        reply.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
+    func testConcurrentCallsShareBatchesAndGiveTheSequentialReplies() throws {
+        let model = try ModelLoader.load(try KnowledgeFixtures.tinyModel())
+        let questions = ["What is an apple?", "Name three rivers.", "Who was Marie Curie?", "What is the Danube?"]
+        let schema = ResponseSchema.array(items: .string, minItems: 2, maxItems: 4)
+        let alone = try LocalChatBackend(model: model, maxNewTokens: 160)
+        let expected = try questions.map { try alone.complete(system: "", user: $0, schema: $0.hasPrefix("Name") ? schema : nil) }
+        let together = try LocalChatBackend(model: model, maxNewTokens: 160, concurrency: 4)
+        XCTAssertTrue(together.allowsConcurrentCalls)
+        let replies = ReplySlots(count: questions.count)
+        DispatchQueue.concurrentPerform(iterations: questions.count) { index in
+            replies.set(index, try? together.complete(system: "", user: questions[index], schema: questions[index].hasPrefix("Name") ? schema : nil))
+        }
+        XCTAssertEqual(replies.values, expected.map { Optional($0) }, "a reply does not depend on its batch")
+        let statistics = together.decodeStatistics
+        XCTAssertGreaterThan(Double(statistics.decodedTokens) / Double(max(1, statistics.steps)), 1.2,
+                             "overlapping calls decode together: \(statistics.decodedTokens) tokens in \(statistics.steps) steps")
+    }
+
     func testEvenARandomModelRepliesWithDocumentsOfTheSchema() throws {
         let model = try ModelLoader.load(try KnowledgeFixtures.tinyModel())
         let backend = try LocalChatBackend(model: model, maxNewTokens: 24)
@@ -112,4 +130,12 @@ final class LocalTeacherTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(answered, 1, result.output)
         XCTAssertEqual(summary["records"] as? Int, 2)
     }
+}
+
+private final class ReplySlots: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [String?]
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    func set(_ index: Int, _ value: String?) { lock.lock(); slots[index] = value; lock.unlock() }
+    var values: [String?] { lock.lock(); defer { lock.unlock() }; return slots }
 }

@@ -1,10 +1,17 @@
-// Implements the API server's continuous batching: requests' sequences wait in a bounded queue, and one decode thread
-// admits waiting sequences into free batch slots before every step (a request joins the running batch at the next
-// step), steps the whole batch, and hands each token to its sequence's sink. A cancelled sequence (its client went
-// away, or a stop text was found) leaves the batch before the next step. Does not parse requests or decode text.
+// Implements continuous batching for callers that arrive at any time (the API server's requests, the local teacher's
+// concurrent records): sequences wait in a bounded queue, and one decode thread admits waiting sequences into free
+// batch slots before every step (a sequence joins the running batch at the next step), steps the whole batch, and
+// hands each token to its sequence's sink. A cancelled sequence (its client went away, or a stop text was found)
+// leaves the batch before the next step. Does not parse requests or decode text.
 import Foundation
-import KnowTuneGeneration
 import KnowTuneModel
+
+/// Why the scheduler did not take sequences.
+public enum SchedulerRefusal: Error, Equatable {
+    /// The queue holds this many waiting sequences already.
+    case queueFull(capacity: Int)
+    case shuttingDown
+}
 
 /// What a sequence's sink receives: each token, or the end of a sequence that was cancelled or could not start.
 public enum SequenceUpdate: Sendable {
@@ -55,6 +62,16 @@ public final class CompletionScheduler: @unchecked Sendable {
         thread.start()
     }
 
+    /// Decodes one sequence and waits for it (for callers on their own threads; several may wait at once, and their
+    /// sequences share batches). Returns the generated ids, the last a stop id when one ended it.
+    public func generate(_ request: DecodeRequest) throws -> [Int32] {
+        let outcome = SequenceOutcome()
+        try submit([ScheduledSequence(request: request) { update in outcome.receive(update) }])
+        outcome.finished.wait()
+        guard !outcome.wasCancelled else { throw SchedulerRefusal.shuttingDown }
+        return outcome.ids
+    }
+
     /// Stops the decode thread after its current step; waiting and running sequences get `.cancelled`.
     public func shutdown() {
         condition.lock()
@@ -71,12 +88,13 @@ public final class CompletionScheduler: @unchecked Sendable {
         return nextTag
     }
 
-    /// Queues all of `sequences` (one request's choices), or none when the queue lacks room for them.
+    /// Queues all of `sequences` (one request's choices), or none when the queue lacks room for them
+    /// (`SchedulerRefusal`).
     public func submit(_ sequences: [ScheduledSequence]) throws {
         condition.lock()
         defer { condition.unlock() }
-        guard running else { throw APIError(status: 503, message: "the server is shutting down", type: "server_error") }
-        guard queue.count + sequences.count <= queueCapacity else { throw APIError.queueFull(queueCapacity) }
+        guard running else { throw SchedulerRefusal.shuttingDown }
+        guard queue.count + sequences.count <= queueCapacity else { throw SchedulerRefusal.queueFull(capacity: queueCapacity) }
         queue += sequences
         condition.signal()
     }
@@ -150,6 +168,24 @@ public final class CompletionScheduler: @unchecked Sendable {
             guard let sink = sinks[event.tag] else { continue }
             if event.finishReason != nil { sinks.removeValue(forKey: event.tag) }
             sink(.token(event.token, finishReason: event.finishReason))
+        }
+    }
+}
+
+/// One waited-for sequence's tokens, filled on the decode thread.
+private final class SequenceOutcome: @unchecked Sendable {
+    let finished = DispatchSemaphore(value: 0)
+    private(set) var ids: [Int32] = []
+    private(set) var wasCancelled = false
+
+    func receive(_ update: SequenceUpdate) {
+        switch update {
+        case let .token(token, finishReason):
+            ids.append(token)
+            if finishReason != nil { finished.signal() }
+        case .cancelled:
+            wasCancelled = true
+            finished.signal()
         }
     }
 }
