@@ -7,7 +7,7 @@
 # the plain test suite replays it. By hand: two cores; one target at a time.
 #   launch/fuzz.sh TARGET|all [SECONDS (1800)] [RUNS (1000000)]
 #   targets: gguf safetensors tokenizer-json dataset-records dataset-info adapter checkpoint teacher-reply predictions training-config
-#            response-schema
+#            response-schema chat-request
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
