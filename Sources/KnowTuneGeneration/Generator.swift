@@ -147,6 +147,11 @@ public final class Generator {
 
     /// The text of generated ids, without a trailing stop id (HF decodes with `skip_special_tokens=True`).
     public func text(of ids: [Int32], tokenizer: any Tokenizer) -> String {
+        Self.text(of: ids, stopTokenIds: stopTokenIds, tokenizer: tokenizer)
+    }
+
+    /// The text of a reply's ids without its trailing stop ids: what every decoder of whole replies shows.
+    public static func text(of ids: [Int32], stopTokenIds: Set<Int32>, tokenizer: any Tokenizer) -> String {
         var ids = ids
         while let last = ids.last, stopTokenIds.contains(last) { ids.removeLast() }
         return tokenizer.decode(ids)

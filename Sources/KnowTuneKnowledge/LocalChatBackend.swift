@@ -78,8 +78,6 @@ public final class LocalChatBackend: ChatBackend, @unchecked Sendable {
         let ids = try scheduler.generate(DecodeRequest(tag: scheduler.makeTag(), prompt: prompt,
                                                        configuration: GenerationConfiguration(doSample: false, maxNewTokens: maxNewTokens),
                                                        exampleIndex: 0, constraint: constraint))
-        var text = ids
-        while let last = text.last, stopTokenIds.contains(last) { text.removeLast() }
-        return model.tokenizer.decode(text)
+        return Generator.text(of: ids, stopTokenIds: Set(stopTokenIds), tokenizer: model.tokenizer)
     }
 }

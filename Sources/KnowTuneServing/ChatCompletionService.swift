@@ -216,7 +216,7 @@ public final class ChatCompletionService: @unchecked Sendable {
         let ids = try await run(try submit(prepared)) { choice, _, reason in
             if let reason { reasons[choice] = reason }
         }
-        // The whole reply decoded at once, as `Generator.text(of:)` does, then cut at its first stop text.
+        // The whole reply decoded at once, then cut at its first stop text.
         let choices: [[String: Any]] = ids.enumerated().map { choice, ids in
             let text = StopTextFilter.cut(replyText(ids), stops: prepared.stops).text
             return ["index": choice, "message": ["role": "assistant", "content": text], "finish_reason": reasons[choice],
@@ -251,9 +251,7 @@ public final class ChatCompletionService: @unchecked Sendable {
     }
 
     private func replyText(_ ids: [Int32]) -> String {
-        var ids = ids
-        while let last = ids.last, model.stopTokenIds.contains(last) { ids.removeLast() }
-        return model.tokenizer.decode(ids)
+        Generator.text(of: ids, stopTokenIds: Set(model.stopTokenIds), tokenizer: model.tokenizer)
     }
 
     private func usage(prompt: [Int32], ids: [[Int32]]) -> [String: Int] {
