@@ -1,5 +1,5 @@
-// Implements loading the frozen base once per node: local rank 0 dequantises the model into a flat fp32 file (and,
-// for a 16-bit base, converts that into a flat bf16 / f16 file) in a cache folder keyed by the model's identity
+// Implements loading the frozen base once per node: local rank 0 streams the model, tensor by tensor, into a flat file
+// of the base precision (fp32, 16-bit or quantized blocks: LlamaStorageLayout) in a cache folder keyed by the model's identity
 // (path, sizes, modification times, configuration), every rank of the node maps that file copy-on-write, so the
 // base is resident once per node however many ranks share it; entries of replaced model files are removed when the
 // new one is written. Does not decide what the ranks compute.
@@ -68,7 +68,7 @@ public enum NodeSharedModel {
                             logger: RankLogger, cacheDirectory: String = cacheDirectory) throws -> LoadedModel {
         if ProcessInfo.processInfo.environment["KNOWTUNE_SHARED_WEIGHTS"] == "0" {
             return try Consensus.runAgreed(communicator: communicator, operation: "load model") {
-                try ModelLoader.load(path).converted(to: precision)
+                try ModelLoader.load(path, precision: precision)
             }
         }
         let description = try Consensus.runAgreed(communicator: communicator, operation: "describe model") { try ModelLoader.describe(path) }
@@ -77,30 +77,28 @@ public enum NodeSharedModel {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let entry = try key(of: description)
             let stem = (folder as NSString).appendingPathComponent(entry)
-            let fp32File = stem + "." + fileExtension(.fp32)
             let file = stem + "." + fileExtension(precision)
             if communicator.localRank == 0, !FileManager.default.fileExists(atPath: file) {
                 let started = Date()
                 let source = sourceText(of: description)
-                if !FileManager.default.fileExists(atPath: fp32File) {
-                    try ModelLoader.load(path).weights.writeFlatFile(to: fp32File)
-                    try source.write(toFile: stem + ".source", atomically: true, encoding: .utf8)
+                var scratch = 0
+                try LlamaWeights.publishFile(at: file) { write in
+                    scratch = try WeightStreamer.stream(path, configuration: description.configuration,
+                                                        layout: description.storageLayout(precision), write: write)
                 }
+                try source.write(toFile: stem + ".source", atomically: true, encoding: .utf8)
                 pruneReplacedEntries(in: folder, keeping: entry, source: source)
-                if precision != .fp32 {
-                    try LlamaWeights.convertFlatFile(fp32File, to: file, precision: precision,
-                                                     configuration: description.configuration)
-                }
-                logger.info(String(format: "cached the %@ base of %@ at %@ (%.1fs)", precision.rawValue, path, file,
-                                   Date().timeIntervalSince(started)))
+                logger.info(String(format: "cached the %@ base of %@ at %@ (%.1fs, %.0f MiB of scratch)", precision.rawValue,
+                                   path, file, Date().timeIntervalSince(started), Double(scratch) / 1_048_576))
             }
             return file
         }
         // Every rank waits for its node's local rank 0 (the agreement above is that barrier), then maps the file.
         let weights = try Consensus.runAgreed(communicator: communicator, operation: "map weights") {
-            try LlamaWeights(configuration: description.configuration, flatFile: flatPath, precision: precision)
+            try LlamaWeights(configuration: description.configuration, flatFile: flatPath,
+                             storageLayout: description.storageLayout(precision))
         }
         return LoadedModel(configuration: description.configuration, weights: weights, tokenizer: description.tokenizer,
-                           source: description.source, format: description.format + ", node-shared \(precision.rawValue)")
+                           source: description.source, format: description.format + ", node-shared " + weights.storageLayout.formatNote)
     }
 }

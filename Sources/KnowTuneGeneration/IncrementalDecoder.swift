@@ -219,8 +219,10 @@ public final class IncrementalDecoder {
         var adjacent = true
         var expected = weights.frozenProjection(layer, kinds[0]).address
         for (kind, shape) in zip(kinds, shapes) {
+            let stored = weights.storageLayout.projections[layer][kind.rawValue]
             adjacent = adjacent && weights.frozenProjection(layer, kind).address == expected && shape.inFeatures == inFeatures
-            expected += shape.outFeatures * shape.inFeatures * weights.precision.bytesPerElement
+                && stored.encoding == weights.storageLayout.projections[layer][kinds[0].rawValue].encoding
+            expected += stored.byteCount
         }
         if adjacent {
             RowProjection.linear(output: output, input: input, weight: weights.frozenProjection(layer, kinds[0]), rows: rows,

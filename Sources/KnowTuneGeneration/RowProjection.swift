@@ -17,8 +17,10 @@
 // did no better than 2 MB (the L2 size of one core).
 //
 // A 16-bit base (bf16, f16) goes to CKnowTuneBF16's row kernel for up to 8 rows (each weight row widened in
-// registers once for all rows, so only 16-bit bytes are read) and to FrozenLinear above that.
+// registers once for all rows, so only 16-bit bytes are read), a quantized one to CKnowTuneQuant's (each block
+// expanded in L1 once for all rows), and both to FrozenLinear above that.
 import CKnowTuneBF16
+import CKnowTuneQuant
 import COpenBLAS
 import KnowTuneTensor
 
@@ -33,19 +35,24 @@ enum RowProjection {
     static func linear(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: FrozenMatrix,
                        rows: Int, inFeatures: Int, outFeatures: Int, outputStride: Int? = nil, accumulate: Bool = false) {
         let ldc = outputStride ?? outFeatures
-        guard weight.precision == .fp32 else {
+        guard weight.encoding == .fp32 else {
             if rows > matrixVectorRowLimit && ldc == outFeatures {
                 FrozenLinear.linear(output: output, input: input, weight: weight, rows: rows, inFeatures: inFeatures,
                                     outFeatures: outFeatures, accumulate: accumulate)
                 return
             }
-            let bits = weight.address.assumingMemoryBound(to: UInt16.self)
             var start = 0
             while start < rows {  // strided outputs with many rows: 8 at a time
                 let count = min(matrixVectorRowLimit, rows - start)
-                _ = kt_half_rows_linear(output + start * ldc, Int32(ldc), input + start * inFeatures, bits, Int32(count),
-                                        Int32(inFeatures), Int32(outFeatures), accumulate ? 1 : 0,
-                                        weight.precision == .f16 ? 1 : 0)
+                if let type = weight.encoding.quantType {
+                    _ = kt_quant_rows_linear(type, output + start * ldc, Int32(ldc), input + start * inFeatures, weight.address,
+                                             Int32(count), Int32(inFeatures), Int32(outFeatures), accumulate ? 1 : 0, 0)
+                } else {
+                    _ = kt_half_rows_linear(output + start * ldc, Int32(ldc), input + start * inFeatures,
+                                            weight.address.assumingMemoryBound(to: UInt16.self), Int32(count),
+                                            Int32(inFeatures), Int32(outFeatures), accumulate ? 1 : 0,
+                                            weight.encoding == .f16 ? 1 : 0)
+                }
                 start += count
             }
             return

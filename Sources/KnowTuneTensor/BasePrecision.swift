@@ -1,6 +1,6 @@
-// Implements the element types the frozen base weights can be kept in (`--base_dtype`) and the bulk conversions
-// between them and fp32; does not decide which products use them (FrozenLinear).
-import CKnowTuneBF16
+// Implements the precisions the frozen base weights can be kept in (`--base_dtype`) and the encoding each tensor gets
+// in one of them (llama.cpp's fallbacks for rows that are not whole blocks); does not convert (WeightEncoding) or
+// decide which products use them (FrozenLinear).
 
 /// How the frozen base weights are stored in memory.
 public enum BasePrecision: String, CaseIterable, Codable, Sendable {
@@ -10,38 +10,57 @@ public enum BasePrecision: String, CaseIterable, Codable, Sendable {
     case bf16
     /// IEEE half weights, converted exactly to fp32 tile by tile for sgemm: 16-bit storage, fp32 arithmetic.
     case f16
+    /// ggml's 8-bit blocks (32 elements, one f16 scale): 8.5 bits per weight.
+    case q8_0
+    /// ggml's 4-bit blocks (32 elements, one f16 scale): 4.5 bits per weight. A GGUF tensor in Q4_1 is kept as it is.
+    case q4_0
+    /// ggml's 4-bit super-blocks (256 elements, 6-bit sub-block scales and mins): 4.5 bits per weight. Rows that are
+    /// not whole super-blocks fall back to Q5_0, as llama.cpp does.
+    case q4_k
 
-    public var bytesPerElement: Int { self == .fp32 ? 4 : 2 }
+    public var isQuantized: Bool { self != .fp32 && self != .bf16 && self != .f16 }
 
     /// The message for a `text` given to `option` that names no precision.
     public static func unsupported(_ text: String, option: String) -> String {
         "\(option) \(text) is not supported (\(allCases.map(\.rawValue).joined(separator: ", ")))"
     }
 
-    /// Stores `count` floats in this precision (rounding to nearest even).
-    public func encode(_ values: UnsafePointer<Float>, count: Int, into destination: UnsafeMutableRawPointer) {
+    /// The encoding a matrix with rows of `rowLength` elements gets (projections, embedding, head). `source` is the
+    /// tensor's encoding in the model file: a quantized tensor already in the chosen encoding (or Q4_1 when Q4_0 is
+    /// asked for) is kept as it is rather than requantized.
+    public func matrixEncoding(rowLength: Int, source: WeightEncoding? = nil) -> WeightEncoding {
+        let requested: WeightEncoding
         switch self {
-        case .fp32: destination.copyMemory(from: values, byteCount: count * 4)
-        case .bf16: kt_bf16_from_floats(destination.assumingMemoryBound(to: UInt16.self), values, count)
-        case .f16: kt_f16_from_floats(destination.assumingMemoryBound(to: UInt16.self), values, count)
+        case .fp32: return .fp32
+        case .bf16: return .bf16
+        case .f16: return .f16
+        case .q8_0: requested = .q8_0
+        case .q4_0: requested = .q4_0
+        case .q4_k: requested = WeightEncoding.q4_K.fits(rowLength: rowLength) ? .q4_K : .q5_0
+        }
+        // llama.cpp stores a row that is not whole blocks of the fallback either in f16.
+        let chosen = requested.fits(rowLength: rowLength) ? requested : .f16
+        if let source, source == chosen || (chosen == .q4_0 && source == .q4_1) { return source }
+        return chosen
+    }
+
+    /// The encoding of the norm weights: fp32 under a quantized base (as llama.cpp keeps them), else the precision.
+    public var normEncoding: WeightEncoding {
+        switch self {
+        case .fp32, .q8_0, .q4_0, .q4_k: return .fp32
+        case .bf16: return .bf16
+        case .f16: return .f16
         }
     }
 
-    /// The floats that `count` stored elements represent (exact).
-    public func decode(_ source: UnsafeRawPointer, count: Int, into destination: UnsafeMutablePointer<Float>) {
+    /// Bytes per weight of the bulk of the model, for memory plans (blocks' scales included).
+    public var approximateBytesPerWeight: Double {
         switch self {
-        case .fp32: UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: count * 4)
-        case .bf16: kt_bf16_to_floats(destination, source.assumingMemoryBound(to: UInt16.self), count)
-        case .f16: kt_f16_to_floats(destination, source.assumingMemoryBound(to: UInt16.self), count)
-        }
-    }
-
-    /// The value `value` becomes when stored in this precision.
-    public func rounded(_ value: Float) -> Float {
-        switch self {
-        case .fp32: return value
-        case .bf16: return HalfPrecision.float(fromBFloat16Bits: HalfPrecision.bfloat16Bits(from: value))
-        case .f16: return HalfPrecision.float(fromHalfBits: HalfPrecision.halfBits(from: value))
+        case .fp32: return 4
+        case .bf16, .f16: return 2
+        case .q8_0: return 34.0 / 32
+        case .q4_0: return 18.0 / 32
+        case .q4_k: return 144.0 / 256
         }
     }
 }

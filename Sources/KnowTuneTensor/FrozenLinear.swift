@@ -1,19 +1,21 @@
-// Implements the two products of a frozen linear layer (output and input gradient) for a weight stored in any
-// `BasePrecision`, dispatching to sgemm, the bf16 kernel or the f16 tile path; does not own weights.
+// Implements the two products of a frozen linear layer (output and input gradient) for a weight in any
+// `WeightEncoding`, dispatching to sgemm, the bf16 kernel, the f16 tile path or the quantized tile path; does not
+// own weights.
 import CKnowTuneBF16
+import CKnowTuneQuant
 
-/// A frozen weight W [out, in] row-major, in the precision it is stored in.
+/// A frozen weight W [out, in] row-major, in the encoding it is stored in.
 public struct FrozenMatrix {
-    public let precision: BasePrecision
+    public let encoding: WeightEncoding
     public let address: UnsafeRawPointer
 
     public init(_ pointer: UnsafePointer<Float>) {
-        precision = .fp32
+        encoding = .fp32
         address = UnsafeRawPointer(pointer)
     }
 
-    public init(precision: BasePrecision, address: UnsafeRawPointer) {
-        self.precision = precision
+    public init(encoding: WeightEncoding, address: UnsafeRawPointer) {
+        self.encoding = encoding
         self.address = address
     }
 }
@@ -23,7 +25,7 @@ public enum FrozenLinear {
     @inline(__always)
     public static func linear(output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: FrozenMatrix,
                               rows: Int, inFeatures: Int, outFeatures: Int, alpha: Float = 1, accumulate: Bool = false) {
-        switch weight.precision {
+        switch weight.encoding {
         case .fp32:
             BLAS.linear(output: output, input: input, weight: weight.address.assumingMemoryBound(to: Float.self), rows: rows,
                         inFeatures: inFeatures, outFeatures: outFeatures, alpha: alpha, accumulate: accumulate)
@@ -33,6 +35,9 @@ public enum FrozenLinear {
         case .f16:
             kt_f16_linear(output, input, weight.address.assumingMemoryBound(to: UInt16.self), Int32(rows), Int32(inFeatures),
                           Int32(outFeatures), alpha, accumulate ? 1 : 0)
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q4_K:
+            kt_quant_linear(weight.encoding.quantType!, output, input, weight.address, Int32(rows), Int32(inFeatures),
+                            Int32(outFeatures), alpha, accumulate ? 1 : 0)
         }
     }
 
@@ -41,7 +46,7 @@ public enum FrozenLinear {
     public static func linearInputGradient(inputGradient: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
                                            weight: FrozenMatrix, rows: Int, inFeatures: Int, outFeatures: Int,
                                            alpha: Float = 1, accumulate: Bool) {
-        switch weight.precision {
+        switch weight.encoding {
         case .fp32:
             BLAS.linearInputGradient(inputGradient: inputGradient, outputGradient: outputGradient,
                                      weight: weight.address.assumingMemoryBound(to: Float.self), rows: rows,
@@ -53,6 +58,9 @@ public enum FrozenLinear {
         case .f16:
             kt_f16_linear_input_gradient(inputGradient, outputGradient, weight.address.assumingMemoryBound(to: UInt16.self),
                                          Int32(rows), Int32(inFeatures), Int32(outFeatures), alpha, accumulate ? 1 : 0)
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q4_K:
+            kt_quant_linear_input_gradient(weight.encoding.quantType!, inputGradient, outputGradient, weight.address,
+                                           Int32(rows), Int32(inFeatures), Int32(outFeatures), alpha, accumulate ? 1 : 0)
         }
     }
 }

@@ -88,7 +88,7 @@ public enum TrainingWorkflow {
             return try ActivationRecomputation.decide(
                 arguments: arguments, model: model.configuration, loraLayout: loraLayout, tokenCapacity: capacity.tokens,
                 sequenceCapacity: capacity.sequence, ranksOnNode: communicator.localSize, availableBytes: NodeMemory.availableBytes(),
-                baseBytes: model.configuration.parameterCount * arguments.model.baseDtype.bytesPerElement)
+                baseBytes: model.weights.storageLayout.byteCount)
         }
         return try communicator.broadcast(decided, root: 0, operation: "activation recomputation")
     }

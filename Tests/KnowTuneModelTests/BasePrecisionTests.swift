@@ -6,6 +6,9 @@ import Foundation
 import KnowTuneTensor
 import KnowTuneTestSupport
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import KnowTuneModel
 
 final class BasePrecisionTests: XCTestCase {
@@ -14,13 +17,14 @@ final class BasePrecisionTests: XCTestCase {
     /// The values `weights` (fp32) become in `precision`, as an fp32 model.
     private func roundedCopy(_ weights: LlamaWeights, _ precision: BasePrecision) -> LlamaWeights {
         let copy = LlamaWeights(configuration: weights.configuration)
-        for i in 0..<weights.layout.totalCount { copy.storage[i] = precision.rounded(weights.storage[i]) }
+        let encoding = WeightEncoding(rawValue: precision.rawValue)!
+        for i in 0..<weights.layout.totalCount { copy.storage[i] = encoding.rounded(weights.storage[i]) }
         return copy
     }
 
     private func decoded(_ matrix: FrozenMatrix, count: Int) -> [Float] {
         var values = [Float](repeating: 0, count: count)
-        matrix.precision.decode(matrix.address, count: count, into: &values)
+        matrix.encoding.decode(matrix.address, count: count, into: &values)
         return values
     }
 
@@ -52,34 +56,35 @@ final class BasePrecisionTests: XCTestCase {
         }
     }
 
-    func testFlatSixteenBitFileMapsToTheConvertedBytes() throws {
-        let folder = TestPaths.freshOutputFolder("flat-16-bit", in: TestPaths.scratchFolder("model-tests"))
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let source = TinyModel.weights()
-        for precision in Self.sixteenBit {
-            let fp32Path = folder + "/weights.f32", path = folder + "/weights." + precision.rawValue
-            try source.writeFlatFile(to: fp32Path)
-            try LlamaWeights.convertFlatFile(fp32Path, to: path, precision: precision, configuration: source.configuration)
-            let mapped = try LlamaWeights(configuration: source.configuration, flatFile: path, precision: precision)
-            let converted = LlamaWeights(converting: source, to: precision)
-            let byteCount = source.layout.totalCount * 2
-            XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int, byteCount)
-            XCTAssertEqual(memcmp(mapped.base, converted.base, byteCount), 0, "\(precision) file bytes")
+    func testStreamedBasesEqualTheConvertedOnesAndMapBack() throws {
+        let folder = TestPaths.freshOutputFolder("flat-bases", in: TestPaths.scratchFolder("model-tests"))
+        let model = try TinyGGUFModel.path(in: folder)
+        let source = try ModelLoader.load(model)
+        for precision in BasePrecision.allCases where precision != .fp32 {
+            // Tensor by tensor from the file (WeightStreamer) gives the bytes of converting the whole fp32 model.
+            let streamed = try ModelLoader.load(model, precision: precision)
+            let converted = LlamaWeights(converting: source.weights, to: precision)
+            XCTAssertEqual(streamed.weights.storageLayout, converted.storageLayout)
+            XCTAssertEqual(memcmp(streamed.weights.base, converted.base, converted.storageLayout.byteCount), 0, "\(precision)")
+            XCTAssertTrue(streamed.format.hasSuffix(", " + converted.storageLayout.formatNote), streamed.format)
+            let path = folder + "/weights." + precision.rawValue
+            try streamed.weights.writeFlatFile(to: path)
+            let mapped = try LlamaWeights(configuration: source.configuration, flatFile: path, storageLayout: converted.storageLayout)
+            XCTAssertEqual(memcmp(mapped.base, converted.base, converted.storageLayout.byteCount), 0, "\(precision) file bytes")
             XCTAssertEqual(Array(UnsafeBufferPointer(start: mapped.finalNorm, count: source.configuration.hiddenSize)),
                            Array(UnsafeBufferPointer(start: converted.finalNorm, count: source.configuration.hiddenSize)))
-            // A truncated source is an error that leaves no file; a file of the other width is refused, not misread.
-            let truncated = folder + "/truncated.f32", refused = folder + "/refused." + precision.rawValue
-            XCTAssertTrue(FileManager.default.createFile(atPath: truncated, contents: Data(count: 4 * source.layout.totalCount - 4)))
-            XCTAssertThrowsError(try LlamaWeights.convertFlatFile(truncated, to: refused, precision: precision,
-                                                                  configuration: source.configuration)) { error in
-                XCTAssertTrue("\(error)".contains("ends before"), "\(error)")
-            }
-            XCTAssertFalse(FileManager.default.fileExists(atPath: refused))
-            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.contains(".tmp-") }, [])
+            // A file of another layout is refused, not misread.
             XCTAssertThrowsError(try LlamaWeights(configuration: source.configuration, flatFile: path, precision: .fp32)) { error in
-                XCTAssertTrue("\(error)".contains("the model needs \(source.layout.totalCount * 4)"), "\(error)")
+                XCTAssertTrue("\(error)".contains("the model needs \(source.weights.layout.totalCount * 4)"), "\(error)")
             }
         }
+        // A write that fails leaves neither the file nor its temporary.
+        struct Refused: Error {}
+        XCTAssertThrowsError(try LlamaWeights.publishFile(at: folder + "/refused.bin") { write in
+            try write([UInt8](repeating: 1, count: 10), 10)
+            throw Refused()
+        })
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.contains("refused") }, [])
     }
 
     func testMergeIntoSixteenBitWeightsRoundsTheMergedWeight() {
@@ -93,7 +98,7 @@ final class BasePrecisionTests: XCTestCase {
             LoRAMerger.merge(adapter, into: weights)
             for kind in [ProjectionKind.query, .down, .value] {
                 let (o, i) = kind.shape(c)
-                let merged = Array(UnsafeBufferPointer(start: expected.projection(1, kind), count: o * i)).map(precision.rounded)
+                let merged = Array(UnsafeBufferPointer(start: expected.projection(1, kind), count: o * i)).map(WeightEncoding(rawValue: precision.rawValue)!.rounded)
                 XCTAssertEqual(decoded(weights.frozenProjection(1, kind), count: o * i), merged, "\(precision) \(kind)")
             }
         }

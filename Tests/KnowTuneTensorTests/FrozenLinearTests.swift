@@ -1,5 +1,5 @@
-// Checks the products of frozen weights in every base precision (FrozenLinear) against a reference summed in
-// Double from the stored weight values (and, for bf16, the bf16-rounded activations), and the binary16
+// Checks the products of frozen weights in every encoding, the quantized blocks included (FrozenLinear), against a
+// reference summed in Double from the stored weight values (and, for bf16, the bf16-rounded activations), and the binary16
 // conversions (F16C and portable) against Swift's Float16 on every half value and on fp32 edge cases.
 //
 // Tolerance: |Δ| ≤ 1e-5 · Σₖ|xₖ·wₖ| (+ |C₀| when accumulating), the scale of fp32 accumulation error, as in
@@ -20,7 +20,7 @@ final class FrozenLinearTests: XCTestCase {
     func testEveryHalfValueDecodesAsSwiftFloat16() {
         let bits = (0...UInt16.max).map { $0 }
         var f16c = [Float](repeating: 0, count: bits.count), portable = f16c
-        BasePrecision.f16.decode(bits, count: bits.count, into: &f16c)
+        WeightEncoding.f16.decode(bits, count: bits.count, into: &f16c)
         kt_f16_portable_to_floats(&portable, bits, bits.count)
         var wrong = 0
         for (index, pattern) in bits.enumerated() {
@@ -38,7 +38,7 @@ final class FrozenLinearTests: XCTestCase {
                    2.9802322e-08, 2.9802326e-08, 8.940697e-08, 1.0009766, 1.0004883, 1.0014648, -2.0019531]
         var f16c = [UInt16](repeating: 0, count: values.count), portable = f16c
         values.withUnsafeBufferPointer { source in
-            f16c.withUnsafeMutableBytes { BasePrecision.f16.encode(source.baseAddress!, count: values.count, into: $0.baseAddress!) }
+            f16c.withUnsafeMutableBytes { WeightEncoding.f16.encode(source.baseAddress!, count: values.count, into: $0.baseAddress!) }
         }
         kt_f16_portable_from_floats(&portable, values, values.count)
         var wrong: [String] = []
@@ -54,31 +54,50 @@ final class FrozenLinearTests: XCTestCase {
     }
 
     func testProductsInEveryPrecisionMatchReference() {
-        // The wide shape splits the 16-bit weights into several converted tiles (about 2^20 floats each).
-        for (rows, inFeatures, outFeatures) in [(7, 45, 33), (3, 40_000, 60)] {
-            checkProducts(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+        // The wide shapes split the weights into several dequantized tiles (about 2^20 floats each); quantized rows are
+        // whole blocks (Q4_K's 256).
+        for encoding in WeightEncoding.allCases {
+            let shapes = encoding.isQuantized ? [(7, 256, 33), (3, 40_192, 60)] : [(7, 45, 33), (3, 40_000, 60)]
+            for (rows, inFeatures, outFeatures) in shapes {
+                checkProducts(encoding, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+            }
         }
     }
 
-    private func checkProducts(rows: Int, inFeatures: Int, outFeatures: Int) {
+    /// The largest rounding error of storing values of magnitude ≤ 0.7 in `encoding` (QuantizedBaseTests derives
+    /// the block formats' bounds).
+    private func storageErrorBound(_ encoding: WeightEncoding) -> Float {
+        switch encoding {
+        case .fp32: return 0
+        case .bf16: return 4e-3
+        case .f16: return 5e-4
+        case .q8_0: return 0.7 / 127 * 0.6
+        case .q4_0: return 0.7 / 8 * 1.01
+        case .q5_0: return 0.7 / 16 * 1.01
+        case .q4_1: return 1.4 / 15 * 0.52 + 0.7e-3
+        case .q4_K: return 1.4 / 15 * 0.75
+        }
+    }
+
+    private func checkProducts(_ precision: WeightEncoding, rows: Int, inFeatures: Int, outFeatures: Int) {
         let weightValues = random(outFeatures * inFeatures, seed: 3, scale: 0.7)
         let input = random(rows * inFeatures, seed: 4, scale: 3), outputGradient = random(rows * outFeatures, seed: 5)
-        for precision in BasePrecision.allCases {
-            var stored = [UInt8](repeating: 0, count: weightValues.count * precision.bytesPerElement)
+        do {
+            var stored = [UInt8](repeating: 0, count: precision.byteCount(elements: weightValues.count))
             stored.withUnsafeMutableBytes { precision.encode(weightValues, count: weightValues.count, into: $0.baseAddress!) }
             var w = [Float](repeating: 0, count: weightValues.count)
             stored.withUnsafeBytes { precision.decode($0.baseAddress!, count: w.count, into: &w) }
             if precision != .fp32 {
                 XCTAssertNotEqual(w, weightValues, "\(precision) storage rounds")
-                XCTAssertLessThan(zip(w, weightValues).map { abs($0 - $1) }.max() ?? 1, precision == .bf16 ? 4e-3 : 5e-4)
+                XCTAssertLessThan(zip(w, weightValues).map { abs($0 - $1) }.max() ?? 1, storageErrorBound(precision), "\(precision)")
             }
             // bf16 products see bf16 activations; fp32 and f16 the activations as they are.
-            let activation: (Float) -> Float = { precision == .bf16 ? BasePrecision.bf16.rounded($0) : $0 }
+            let activation: (Float) -> Float = { precision == .bf16 ? WeightEncoding.bf16.rounded($0) : $0 }
             for accumulate in [false, true] {
                 let initialOutput = random(rows * outFeatures, seed: 6), initialGradient = random(rows * inFeatures, seed: 7)
                 var output = initialOutput, inputGradient = initialGradient
                 stored.withUnsafeBytes { bytes in
-                    let weight = FrozenMatrix(precision: precision, address: bytes.baseAddress!)
+                    let weight = FrozenMatrix(encoding: precision, address: bytes.baseAddress!)
                     FrozenLinear.linear(output: &output, input: input, weight: weight, rows: rows, inFeatures: inFeatures,
                                         outFeatures: outFeatures, alpha: 0.5, accumulate: accumulate)
                     FrozenLinear.linearInputGradient(inputGradient: &inputGradient, outputGradient: outputGradient,

@@ -81,73 +81,80 @@ public struct LlamaWeightLayout {
     }
 }
 
-/// Frozen base weights in one flat buffer of `precision` elements (`LlamaWeightLayout` order), either allocated or a
-/// copy-on-write mapping of a flat weights file (so the ranks of a node share one resident copy). Nothing writes
-/// them after loading except adapter merges (`LoRAMerger`), which touch private copies of the merged pages only.
+/// Frozen base weights in one flat buffer (`LlamaStorageLayout`: each tensor in its encoding for `precision`), either
+/// allocated or a copy-on-write mapping of a flat weights file (so the ranks of a node share one resident copy).
+/// Nothing writes them after loading except adapter merges (`LoRAMerger`), which touch private copies of the merged
+/// pages only.
 ///
 /// The fp32 views (`storage`, `projection`, `embedding`, `lmHead`) exist for fp32 weights only (loaders, exporters);
 /// the passes read every precision through `frozenProjection`, `frozenLMHead`, `copyEmbeddingRow` and the norms,
-/// which are fp32 in every precision (16-bit ones are decoded once into a small private buffer).
+/// which are fp32 in every precision (other encodings are decoded once into a small private buffer).
 public final class LlamaWeights {
     public let configuration: LlamaConfiguration
     public let layout: LlamaWeightLayout
-    public let precision: BasePrecision
-    /// Start of the flat buffer: `layout.totalCount` elements of `precision`.
+    public let storageLayout: LlamaStorageLayout
+    public var precision: BasePrecision { storageLayout.precision }
+    /// Start of the flat buffer: `storageLayout.byteCount` bytes.
     public let base: UnsafeMutableRawPointer
     /// The file behind `base`, when mapped.
     public let mapping: MappedFile?
-    /// The norm weights as fp32 for 16-bit precisions: per layer attention then feed-forward, then the final norm.
+    /// The norm weights as fp32 when not stored so: per layer attention then feed-forward, then the final norm.
     private let decodedNorms: UnsafeMutablePointer<Float>?
 
     /// Zero-filled allocated fp32 weights, for loaders to fill.
-    public init(configuration: LlamaConfiguration) {
+    public convenience init(configuration: LlamaConfiguration) {
+        self.init(configuration: configuration, storageLayout: LlamaStorageLayout(configuration, precision: .fp32)) { _ in }
+    }
+
+    /// Allocated weights of `storageLayout`, zero-filled and then given to `fill` (which must not keep the pointer).
+    public init(configuration: LlamaConfiguration, storageLayout: LlamaStorageLayout,
+                fill: (UnsafeMutableRawPointer) throws -> Void) rethrows {
         self.configuration = configuration
         layout = LlamaWeightLayout(configuration)
-        precision = .fp32
-        let byteCount = layout.totalCount * 4
-        base = .allocate(byteCount: byteCount, alignment: 64)
-        base.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
+        self.storageLayout = storageLayout
+        base = .allocate(byteCount: max(storageLayout.byteCount, 1), alignment: 64)
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: storageLayout.byteCount)
         mapping = nil
-        decodedNorms = nil
+        do { try fill(base) } catch {
+            base.deallocate()
+            throw error
+        }
+        decodedNorms = Self.decodeNorms(base: base, layout: storageLayout)
     }
 
     /// An allocated copy of `other`, in its precision.
-    public init(copying other: LlamaWeights) {
-        configuration = other.configuration
-        layout = other.layout
-        precision = other.precision
-        let byteCount = layout.totalCount * precision.bytesPerElement
-        base = .allocate(byteCount: byteCount, alignment: 64)
-        base.copyMemory(from: other.base, byteCount: byteCount)
-        mapping = nil
-        decodedNorms = Self.decodeNorms(base: base, layout: layout, precision: precision)
+    public convenience init(copying other: LlamaWeights) {
+        self.init(configuration: other.configuration, storageLayout: other.storageLayout) {
+            $0.copyMemory(from: other.base, byteCount: other.storageLayout.byteCount)
+        }
     }
 
-    /// Maps a flat weights file (`precision` elements, `LlamaWeightLayout` order) copy-on-write.
-    public init(configuration: LlamaConfiguration, flatFile path: String, precision: BasePrecision = .fp32) throws {
+    /// Maps a flat weights file (`storageLayout`, by default the uniform layout of `precision`) copy-on-write.
+    public init(configuration: LlamaConfiguration, flatFile path: String, precision: BasePrecision = .fp32,
+                storageLayout: LlamaStorageLayout? = nil) throws {
         self.configuration = configuration
         layout = LlamaWeightLayout(configuration)
-        self.precision = precision
+        self.storageLayout = storageLayout ?? LlamaStorageLayout(configuration, precision: precision)
         let file = try MappedFile(path: path, copyOnWrite: true)
-        let expected = layout.totalCount * precision.bytesPerElement
+        let expected = self.storageLayout.byteCount
         guard file.byteCount == expected, let address = file.baseAddress else {
-            throw KnowTuneError.badFormat(path: path, reason: "flat \(precision.rawValue) weights file has \(file.byteCount) bytes, the model needs \(expected)")
+            throw KnowTuneError.badFormat(path: path, reason: "flat \(self.storageLayout.precision.rawValue) weights file has \(file.byteCount) bytes, the model needs \(expected)")
         }
         base = UnsafeMutableRawPointer(mutating: address)
         mapping = file
-        decodedNorms = Self.decodeNorms(base: base, layout: layout, precision: precision)
+        decodedNorms = Self.decodeNorms(base: base, layout: self.storageLayout)
     }
 
-    /// A copy of `source` (fp32) stored in `precision`.
-    public init(converting source: LlamaWeights, to precision: BasePrecision) {
+    /// A copy of `source` (fp32) stored in `precision` (every tensor encoded from fp32).
+    public convenience init(converting source: LlamaWeights, to precision: BasePrecision) {
         precondition(source.precision == .fp32, "conversion starts from fp32 weights")
-        configuration = source.configuration
-        layout = source.layout
-        self.precision = precision
-        base = .allocate(byteCount: layout.totalCount * precision.bytesPerElement, alignment: 64)
-        precision.encode(source.storage, count: layout.totalCount, into: base)
-        mapping = nil
-        decodedNorms = Self.decodeNorms(base: base, layout: layout, precision: precision)
+        let target = LlamaStorageLayout(source.configuration, precision: precision)
+        self.init(configuration: source.configuration, storageLayout: target) { base in
+            for (tensor, from) in zip(target.tensors, source.storageLayout.tensors) {
+                tensor.storage.encoding.encode((source.base + from.storage.offset).assumingMemoryBound(to: Float.self),
+                                               count: tensor.storage.elementCount, into: base + tensor.storage.offset)
+            }
+        }
     }
 
     deinit {
@@ -155,58 +162,27 @@ public final class LlamaWeights {
         decodedNorms?.deallocate()
     }
 
-    private static func decodeNorms(base: UnsafeMutableRawPointer, layout: LlamaWeightLayout,
-                                    precision: BasePrecision) -> UnsafeMutablePointer<Float>? {
-        guard precision != .fp32 else { return nil }
-        let C = layout.configuration.hiddenSize
-        let norms = UnsafeMutablePointer<Float>.allocate(capacity: (2 * layout.configuration.layerCount + 1) * C)
-        let offsets = zip(layout.attentionNorm, layout.feedForwardNorm).flatMap { [$0, $1] } + [layout.finalNorm]
-        for (index, offset) in offsets.enumerated() {
-            precision.decode(base + offset * precision.bytesPerElement, count: C, into: norms + index * C)
+    private static func decodeNorms(base: UnsafeMutableRawPointer, layout: LlamaStorageLayout) -> UnsafeMutablePointer<Float>? {
+        // Quantized bases keep fp32 norms at byte offsets that need not be aligned: they are copied out too.
+        guard layout.precision != .fp32 else { return nil }
+        let norms = zip(layout.attentionNorm, layout.feedForwardNorm).flatMap { [$0, $1] } + [layout.finalNorm]
+        let C = layout.finalNorm.elementCount
+        let decoded = UnsafeMutablePointer<Float>.allocate(capacity: norms.count * C)
+        for (index, norm) in norms.enumerated() {
+            norm.encoding.decode(base + norm.offset, count: C, into: decoded + index * C)
         }
-        return norms
+        return decoded
     }
 
     /// Writes the flat buffer to `path` as stored, for other processes to map.
     public func writeFlatFile(to path: String) throws {
-        try Self.publishFile(at: path) { write in try write(base, layout.totalCount * precision.bytesPerElement) }
-    }
-
-    /// Converts the flat fp32 file `source` into a flat file of `precision` at `path`, reading it in chunks (through
-    /// the page cache, never mapped), so the conversion holds one chunk however large the model.
-    public static func convertFlatFile(_ source: String, to path: String, precision: BasePrecision,
-                                       configuration: LlamaConfiguration) throws {
-        let total = LlamaWeightLayout(configuration).totalCount
-        let input = open(source, O_RDONLY)
-        guard input >= 0 else { throw KnowTuneError.fileUnreadable(path: source, reason: String(cString: strerror(errno))) }
-        defer { close(input) }
-        let chunk = 1 << 20
-        let floats = UnsafeMutablePointer<Float>.allocate(capacity: chunk)
-        let encoded = UnsafeMutableRawPointer.allocate(byteCount: chunk * precision.bytesPerElement, alignment: 64)
-        defer { floats.deallocate(); encoded.deallocate() }
-        try publishFile(at: path) { write in
-            var start = 0
-            while start < total {
-                let count = min(chunk, total - start)
-                var filled = 0
-                while filled < count * 4 {
-                    let got = read(input, UnsafeMutableRawPointer(floats) + filled, count * 4 - filled)
-                    guard got > 0 else {
-                        throw KnowTuneError.badFormat(path: source, reason: "flat fp32 file ends before the model's \(total * 4) bytes")
-                    }
-                    filled += got
-                }
-                precision.encode(floats, count: count, into: encoded)
-                try write(encoded, count * precision.bytesPerElement)
-                start += count
-            }
-        }
+        try Self.publishFile(at: path) { write in try write(base, storageLayout.byteCount) }
     }
 
     /// Creates `path` through a temporary file, fsync and rename, so a reader never maps a partial file; `body`
     /// writes the bytes with the function it is given. Any error leaves no file behind.
-    private static func publishFile(at path: String,
-                                    _ body: ((UnsafeRawPointer, Int) throws -> Void) throws -> Void) throws {
+    public static func publishFile(at path: String,
+                                   _ body: ((UnsafeRawPointer, Int) throws -> Void) throws -> Void) throws {
         let temporary = path + ".tmp-\(getpid())"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard descriptor >= 0 else {
@@ -242,21 +218,23 @@ public final class LlamaWeights {
 
     /// Projection `kind` of `layer`, [out, in] row-major.
     public func frozenProjection(_ layer: Int, _ kind: ProjectionKind) -> FrozenMatrix {
-        frozen(at: layout.projections[layer][kind.rawValue])
+        frozen(storageLayout.projections[layer][kind.rawValue])
     }
 
     /// The head [V, C]; the embedding when tied.
-    public var frozenLMHead: FrozenMatrix { frozen(at: layout.lmHead) }
+    public var frozenLMHead: FrozenMatrix { frozen(storageLayout.lmHead) }
 
-    private func frozen(at offset: Int) -> FrozenMatrix {
-        FrozenMatrix(precision: precision, address: UnsafeRawPointer(base + offset * precision.bytesPerElement))
+    private func frozen(_ tensor: LlamaTensorStorage) -> FrozenMatrix {
+        FrozenMatrix(encoding: tensor.encoding, address: UnsafeRawPointer(base + tensor.offset))
     }
 
     /// Writes token `token`'s embedding row (C floats) to `destination`.
     @inline(__always)
     public func copyEmbeddingRow(_ token: Int, into destination: UnsafeMutablePointer<Float>) {
         let C = configuration.hiddenSize
-        precision.decode(base + (layout.embedding + token * C) * precision.bytesPerElement, count: C, into: destination)
+        let embedding = storageLayout.embedding
+        embedding.encoding.decode(base + embedding.offset + token * embedding.encoding.byteCount(elements: C), count: C,
+                                  into: destination)
     }
 
     /// [C]
@@ -288,24 +266,8 @@ public final class LlamaWeights {
         storage + layout.projections[layer][kind.rawValue]
     }
 
-    /// Every named tensor with its HF name, shape and location, in a fixed order.
+    /// Every named tensor with its HF name, shape and location, in buffer order (fp32 weights).
     public func namedTensors() -> [(name: String, shape: [Int], pointer: UnsafeMutablePointer<Float>)] {
-        let c = configuration
-        var result: [(String, [Int], UnsafeMutablePointer<Float>)] = [
-            (LlamaTensorName.embedding, [c.vocabularySize, c.hiddenSize], embedding)
-        ]
-        for layer in 0..<c.layerCount {
-            result.append((LlamaTensorName.attentionNorm(layer), [c.hiddenSize], attentionNorm(layer)))
-            result.append((LlamaTensorName.feedForwardNorm(layer), [c.hiddenSize], feedForwardNorm(layer)))
-            for kind in ProjectionKind.allCases {
-                let (o, i) = kind.shape(c)
-                result.append((LlamaTensorName.projection(layer, kind), [o, i], projection(layer, kind)))
-            }
-        }
-        result.append((LlamaTensorName.finalNorm, [c.hiddenSize], finalNorm))
-        if !c.tieWordEmbeddings {
-            result.append((LlamaTensorName.lmHead, [c.vocabularySize, c.hiddenSize], lmHead))
-        }
-        return result
+        storageLayout.tensors.map { ($0.name, $0.shape, storage + $0.storage.offset / 4) }
     }
 }

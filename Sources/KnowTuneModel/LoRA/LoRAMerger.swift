@@ -3,21 +3,21 @@
 import KnowTuneTensor
 
 public enum LoRAMerger {
-    /// W ← W + s·B·A on every adapted projection. 16-bit weights are merged in fp32 and rounded back to their
-    /// precision, as PEFT merges in the model dtype.
+    /// W ← W + s·B·A on every adapted projection. Other encodings are merged in fp32 and stored back in their
+    /// encoding, as PEFT merges in the model dtype; quantized weights are requantized (as PEFT does with a 4-bit base).
     public static func merge(_ adapter: LoRABuffer, into weights: LlamaWeights) {
         for slot in adapter.layout.slots {
             let target = weights.frozenProjection(slot.layer, slot.kind)
             let address = UnsafeMutableRawPointer(mutating: target.address)
-            guard weights.precision != .fp32 else {
+            guard target.encoding != .fp32 else {
                 addProduct(of: adapter, slot, into: address.assumingMemoryBound(to: Float.self))
                 continue
             }
             let count = slot.outFeatures * slot.inFeatures
             var widened = [Float](repeating: 0, count: count)
-            weights.precision.decode(target.address, count: count, into: &widened)
+            target.encoding.decode(target.address, count: count, into: &widened)
             addProduct(of: adapter, slot, into: &widened)
-            weights.precision.encode(widened, count: count, into: address)
+            target.encoding.encode(widened, count: count, into: address)
         }
     }
 

@@ -55,76 +55,108 @@ public enum GGUFModelLoader {
         }
     }
 
-    /// One tensor the model reads: its GGUF name, HF shape, rotary heads to un-permute, and where it goes.
+    /// One tensor the model reads: its GGUF name, HF name and shape, and the rotary heads to un-permute.
     private struct TensorSlot {
         let name: String
+        let hfName: String
         let rows: Int
         let columns: Int
         var unpermuteHeads: Int?
-        let destination: (LlamaWeights) -> UnsafeMutablePointer<Float>
 
         /// ggml order: a [out, in] matrix is stored as [in, out].
         var ggufShape: [Int] { columns == 1 ? [rows] : [columns, rows] }
     }
 
-    private static func slots(_ c: LlamaConfiguration) -> [TensorSlot] {
+    /// The slots by HF name.
+    private static func slots(_ c: LlamaConfiguration) -> [String: TensorSlot] {
         var slots = [
-            TensorSlot(name: "token_embd.weight", rows: c.vocabularySize, columns: c.hiddenSize, destination: { $0.embedding }),
-            TensorSlot(name: "output_norm.weight", rows: c.hiddenSize, columns: 1, destination: { $0.finalNorm }),
+            TensorSlot(name: "token_embd.weight", hfName: LlamaTensorName.embedding, rows: c.vocabularySize, columns: c.hiddenSize),
+            TensorSlot(name: "output_norm.weight", hfName: LlamaTensorName.finalNorm, rows: c.hiddenSize, columns: 1),
         ]
         if !c.tieWordEmbeddings {
-            slots.append(TensorSlot(name: "output.weight", rows: c.vocabularySize, columns: c.hiddenSize, destination: { $0.lmHead }))
+            slots.append(TensorSlot(name: "output.weight", hfName: LlamaTensorName.lmHead, rows: c.vocabularySize, columns: c.hiddenSize))
         }
         let ggufNames: [ProjectionKind: String] = [
             .query: "attn_q", .key: "attn_k", .value: "attn_v", .output: "attn_output",
             .gate: "ffn_gate", .up: "ffn_up", .down: "ffn_down",
         ]
         for layer in 0..<c.layerCount {
-            slots.append(TensorSlot(name: "blk.\(layer).attn_norm.weight", rows: c.hiddenSize, columns: 1,
-                                    destination: { $0.attentionNorm(layer) }))
-            slots.append(TensorSlot(name: "blk.\(layer).ffn_norm.weight", rows: c.hiddenSize, columns: 1,
-                                    destination: { $0.feedForwardNorm(layer) }))
+            slots.append(TensorSlot(name: "blk.\(layer).attn_norm.weight", hfName: LlamaTensorName.attentionNorm(layer),
+                                    rows: c.hiddenSize, columns: 1))
+            slots.append(TensorSlot(name: "blk.\(layer).ffn_norm.weight", hfName: LlamaTensorName.feedForwardNorm(layer),
+                                    rows: c.hiddenSize, columns: 1))
             for kind in ProjectionKind.allCases {
                 let (outFeatures, inFeatures) = kind.shape(c)
-                slots.append(TensorSlot(name: "blk.\(layer).\(ggufNames[kind] ?? "?").weight", rows: outFeatures, columns: inFeatures,
-                                        unpermuteHeads: kind == .query ? c.headCount : (kind == .key ? c.kvHeadCount : nil),
-                                        destination: { $0.projection(layer, kind) }))
+                slots.append(TensorSlot(name: "blk.\(layer).\(ggufNames[kind] ?? "?").weight",
+                                        hfName: LlamaTensorName.projection(layer, kind), rows: outFeatures, columns: inFeatures,
+                                        unpermuteHeads: kind == .query ? c.headCount : (kind == .key ? c.kvHeadCount : nil)))
             }
         }
-        return slots
+        return Dictionary(uniqueKeysWithValues: slots.map { ($0.hfName, $0) })
     }
 
-    /// Dequantises every tensor into a new LlamaWeights. Every tensor's presence and shape is checked against the
-    /// file's tensor table before the weights are allocated, so a damaged or crafted header cannot size an
-    /// allocation beyond what the file holds (GGUFFile checked that each tensor's bytes lie inside the file).
-    public static func weights(of file: GGUFFile, configuration c: LlamaConfiguration) throws -> LlamaWeights {
-        let slots = slots(c)
-        for slot in slots {
+    /// Checks every tensor's presence and shape against the file's tensor table, before anything is sized by the
+    /// configuration (GGUFFile checked that each tensor's bytes lie inside the file).
+    public static func checkTensors(of file: GGUFFile, configuration c: LlamaConfiguration) throws {
+        for slot in slots(c).values.sorted(by: { $0.name < $1.name }) {
             let info = try file.tensor(named: slot.name)
             guard info.dimensions == slot.ggufShape else {
                 throw KnowTuneError.badFormat(path: file.path, reason: "tensor \(slot.name) has shape \(info.dimensions), expected \(slot.ggufShape)")
             }
         }
+    }
+
+    /// Each HF tensor's encoding in the file, for the types KnowTune computes with.
+    public static func sourceEncodings(of file: GGUFFile, configuration c: LlamaConfiguration) -> [String: WeightEncoding] {
+        slots(c).compactMapValues { slot in file.tensorsByName[slot.name].flatMap { WeightEncoding(ggmlTypeCode: $0.type.rawValue) } }
+    }
+
+    /// Dequantises every tensor into a new LlamaWeights (fp32).
+    public static func weights(of file: GGUFFile, configuration c: LlamaConfiguration) throws -> LlamaWeights {
+        try checkTensors(of: file, configuration: c)
         let weights = LlamaWeights(configuration: c)
-        for slot in slots {
-            let info = try file.tensor(named: slot.name)
-            let destination = slot.destination(weights)
-            guard let heads = slot.unpermuteHeads else {
-                try GGUFDequantizer.dequantise(info, in: file, into: destination)
-                continue
-            }
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: slot.rows * slot.columns)
-            defer { scratch.deallocate() }
-            try GGUFDequantizer.dequantise(info, in: file, into: scratch)
-            unpermuteRotaryRows(from: scratch, into: destination, rows: slot.rows, columns: slot.columns, heads: heads)
+        for tensor in weights.namedTensors() {
+            try read(tensor.name, from: file, configuration: c, into: tensor.pointer)
         }
         return weights
     }
 
+    /// HF tensor `name` as fp32, in HF row order.
+    public static func read(_ name: String, from file: GGUFFile, configuration c: LlamaConfiguration,
+                            into destination: UnsafeMutablePointer<Float>) throws {
+        guard let slot = slots(c)[name] else { throw KnowTuneError.badFormat(path: file.path, reason: "no GGUF tensor for \(name)") }
+        let info = try file.tensor(named: slot.name)
+        guard let heads = slot.unpermuteHeads else {
+            try GGUFDequantizer.dequantise(info, in: file, into: destination)
+            return
+        }
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: slot.rows * slot.columns)
+        defer { scratch.deallocate() }
+        try GGUFDequantizer.dequantise(info, in: file, into: scratch)
+        unpermuteRotaryRows(from: UnsafeRawPointer(scratch), into: UnsafeMutableRawPointer(destination), rows: slot.rows,
+                            rowBytes: slot.columns * 4, heads: heads)
+    }
+
+    /// HF tensor `name` copied as stored (its blocks unchanged), in HF row order; the caller checked that the file
+    /// holds it in a type KnowTune computes with (`sourceEncodings`).
+    public static func copyStored(_ name: String, from file: GGUFFile, configuration c: LlamaConfiguration,
+                                  into destination: UnsafeMutableRawPointer) throws {
+        guard let slot = slots(c)[name] else { throw KnowTuneError.badFormat(path: file.path, reason: "no GGUF tensor for \(name)") }
+        let info = try file.tensor(named: slot.name)
+        let bytes = try file.data(of: info)
+        guard let heads = slot.unpermuteHeads else {
+            destination.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            return
+        }
+        unpermuteRotaryRows(from: bytes.baseAddress!, into: destination, rows: slot.rows, rowBytes: bytes.count / slot.rows,
+                            heads: heads)
+    }
+
     /// llama.cpp's converter interleaves the two rotary halves of each head's rows (row h·D + 2i + j holds HF row
     /// h·D + j·D/2 + i); HF's GGUF loader undoes it, and so do we, so that LoRA tensors keep PEFT's row order.
-    static func unpermuteRotaryRows(from source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>,
-                                    rows: Int, columns: Int, heads: Int) {
+    /// Rows are moved whole, so this holds for quantized rows (whole blocks) as for fp32 ones.
+    static func unpermuteRotaryRows(from source: UnsafeRawPointer, into destination: UnsafeMutableRawPointer,
+                                    rows: Int, rowBytes: Int, heads: Int) {
         let headDimension = rows / heads
         let half = headDimension / 2
         for head in 0..<heads {
@@ -132,7 +164,7 @@ public enum GGUFModelLoader {
                 for j in 0..<2 {
                     let ggufRow = head * headDimension + 2 * i + j
                     let hfRow = head * headDimension + j * half + i
-                    (destination + hfRow * columns).update(from: source + ggufRow * columns, count: columns)
+                    (destination + hfRow * rowBytes).copyMemory(from: source + ggufRow * rowBytes, byteCount: rowBytes)
                 }
             }
         }

@@ -25,8 +25,9 @@ public struct LoadedModel {
     /// The same model with its base weights (fp32) stored in `precision`: a private allocated copy.
     public func converted(to precision: BasePrecision) -> LoadedModel {
         guard precision != weights.precision else { return self }
-        return LoadedModel(configuration: configuration, weights: LlamaWeights(converting: weights, to: precision),
-                           tokenizer: tokenizer, source: source, format: format + ", \(precision.rawValue)")
+        let converted = LlamaWeights(converting: weights, to: precision)
+        return LoadedModel(configuration: configuration, weights: converted, tokenizer: tokenizer, source: source,
+                           format: format + ", " + converted.storageLayout.formatNote)
     }
 }
 
@@ -38,6 +39,13 @@ public struct ModelDescription {
     public let format: String
     /// Files whose bytes define the weights (for cache keys).
     public let weightFiles: [String]
+    /// Each HF tensor's encoding in the file, where a quantized base can keep it (GGUF only).
+    public let sourceEncodings: [String: WeightEncoding]
+
+    /// Where each tensor lies in a flat buffer of `precision`.
+    public func storageLayout(_ precision: BasePrecision) -> LlamaStorageLayout {
+        LlamaStorageLayout(configuration, precision: precision, sourceEncodings: sourceEncodings)
+    }
 }
 
 public enum ModelLoader {
@@ -79,15 +87,35 @@ public enum ModelLoader {
         case let .gguf(file):
             let gguf = try GGUFFile(path: file)
             let types = Set(gguf.tensors.map(\.type.name)).sorted().joined(separator: "/")
-            return ModelDescription(configuration: try GGUFModelLoader.configuration(of: gguf),
+            let configuration = try GGUFModelLoader.configuration(of: gguf)
+            return ModelDescription(configuration: configuration,
                                     tokenizer: try GGUFModelLoader.tokenizer(of: gguf), source: file,
-                                    format: "GGUF v\(gguf.version) (\(types))", weightFiles: [file])
+                                    format: "GGUF v\(gguf.version) (\(types))", weightFiles: [file],
+                                    sourceEncodings: GGUFModelLoader.sourceEncodings(of: gguf, configuration: configuration))
         case let .huggingFace(folder):
             let shards = try safetensorsShards(folder)
             return ModelDescription(configuration: try huggingFaceConfiguration((folder as NSString).appendingPathComponent("config.json")),
                                     tokenizer: try huggingFaceTokenizer(folder), source: folder,
-                                    format: "HF safetensors (\(shards.count) file\(shards.count == 1 ? "" : "s"))", weightFiles: shards)
+                                    format: "HF safetensors (\(shards.count) file\(shards.count == 1 ? "" : "s"))", weightFiles: shards,
+                                    sourceEncodings: [:])
         }
+    }
+
+    /// Loads `path` with its base in `precision`, streamed tensor by tensor into the buffer (WeightStreamer), so
+    /// that a quantized or 16-bit base never exists in fp32 as a whole.
+    public static func load(_ path: String, precision: BasePrecision) throws -> LoadedModel {
+        guard precision != .fp32 else { return try load(path) }
+        let description = try describe(path)
+        let layout = description.storageLayout(precision)
+        let weights = try LlamaWeights(configuration: description.configuration, storageLayout: layout) { base in
+            var cursor = 0
+            try WeightStreamer.stream(path, configuration: description.configuration, layout: layout) { bytes, count in
+                (base + cursor).copyMemory(from: bytes, byteCount: count)
+                cursor += count
+            }
+        }
+        return LoadedModel(configuration: description.configuration, weights: weights, tokenizer: description.tokenizer,
+                           source: description.source, format: description.format + ", " + layout.formatNote)
     }
 
     static func loadGGUF(_ path: String) throws -> LoadedModel {

@@ -1,0 +1,150 @@
+// Implements the products of a linear layer with a quantized weight W [out, in]: training's (tiles of W dequantized
+// into a per-thread buffer, then cblas_sgemm with OpenBLAS's threads) and decoding's few rows (each weight row
+// expanded 256 elements at a time into an L1 buffer and applied to every activation row, on the calling thread:
+// the quantized bytes are the memory traffic). Does not quantize.
+#include <cblas.h>
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include "QuantInternal.h"
+
+// MARK: - Workspace
+
+// Grown to the largest tile of this thread and kept: the products run hundreds of times per training step.
+static _Thread_local float *kt_q_workspace = NULL;
+static _Thread_local size_t kt_q_workspace_count = 0;
+
+static float *kt_q_reserve(size_t count) {
+    if (count <= kt_q_workspace_count) return kt_q_workspace;
+    free(kt_q_workspace);
+    const size_t bytes = (count * sizeof(float) + 4095) / 4096 * 4096;
+    kt_q_workspace = aligned_alloc(64, bytes);
+    if (!kt_q_workspace) abort();
+    kt_q_workspace_count = bytes / sizeof(float);
+    return kt_q_workspace;
+}
+
+void kt_quant_release_workspace(void) {
+    free(kt_q_workspace);
+    kt_q_workspace = NULL;
+    kt_q_workspace_count = 0;
+}
+
+// MARK: - Training products
+
+// Weight rows per tile: about 4 MiB of fp32, as the f16 and bf16 fallback tiles.
+static int kt_q_tile_rows(int in, int out) {
+    int tile = (1 << 20) / (in > 0 ? in : 1);
+    if (tile < 1) tile = 1;
+    return tile < out ? tile : out;
+}
+
+static void kt_q_run(int type, float *C, const float *A, const void *W, int rows, int in, int out, float alpha,
+                     int accumulate, int inputGradient) {
+    if (rows <= 0 || out <= 0 || in <= 0) return;
+    const int tile = kt_q_tile_rows(in, out);
+    float *weights = kt_q_reserve((size_t)tile * in);
+    const size_t rowBytes = kt_q_row_bytes(type, in);
+    for (int o = 0; o < out; o += tile) {
+        const int tileRows = out - o < tile ? out - o : tile;
+        kt_quant_dequantize(type, weights, (const uint8_t *)W + (size_t)o * rowBytes, (size_t)tileRows * in);
+        if (!inputGradient) {
+            // Y[:, o:o+tileRows] (+)= alpha · X · W[o:o+tileRows]ᵀ
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, tileRows, in, alpha, A, in, weights, in,
+                        accumulate ? 1.0f : 0.0f, C + o, out);
+        } else {
+            // dX (+)= alpha · dY[:, o:o+tileRows] · W[o:o+tileRows]; later tiles add to the first
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, tileRows, alpha, A + o, out, weights, in,
+                        (accumulate || o > 0) ? 1.0f : 0.0f, C, in);
+        }
+    }
+}
+
+void kt_quant_linear(int type, float *Y, const float *X, const void *W, int rows, int in, int out, float alpha,
+                     int accumulate) {
+    kt_q_run(type, Y, X, W, rows, in, out, alpha, accumulate, 0);
+}
+
+void kt_quant_linear_input_gradient(int type, float *dX, const float *dY, const void *W, int rows, int in, int out,
+                                    float alpha, int accumulate) {
+    kt_q_run(type, dX, dY, W, rows, in, out, alpha, accumulate, 1);
+}
+
+// MARK: - Decoding rows
+
+#define KT_Q_ROWS_MAX 8
+#define KT_Q_CHUNK 256  // a multiple of every block size
+
+static pthread_once_t kt_q_probe_once = PTHREAD_ONCE_INIT;
+static int kt_q_vectorised = 0;
+
+static void kt_q_probe(void) {
+    __builtin_cpu_init();
+    kt_q_vectorised = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+#define KT_Q_AVX2 __attribute__((target("avx2,fma")))
+
+KT_Q_AVX2 static inline float kt_q_sum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+KT_Q_AVX2 static void kt_q_rows_avx2(int type, float *Y, int ldc, const float *X, const uint8_t *W, int rows, int in,
+                                     int out, int accumulate) {
+    float chunk[KT_Q_CHUNK] __attribute__((aligned(32)));
+    const size_t rowBytes = kt_q_row_bytes(type, in);
+    const int blockElements = kt_quant_block_elements(type), blockBytes = kt_quant_block_bytes(type);
+    for (int o = 0; o < out; o++) {
+        const uint8_t *w = W + (size_t)o * rowBytes;
+        __m256 sums[KT_Q_ROWS_MAX];
+        for (int r = 0; r < rows; r++) sums[r] = _mm256_setzero_ps();
+        for (int k = 0; k < in; k += KT_Q_CHUNK) {
+            const int count = in - k < KT_Q_CHUNK ? in - k : KT_Q_CHUNK;
+            kt_quant_dequantize(type, chunk, w + (size_t)(k / blockElements) * blockBytes, (size_t)count);
+            for (int i = 0; i < count; i += 8) {
+                const __m256 wk = _mm256_load_ps(chunk + i);
+                for (int r = 0; r < rows; r++)
+                    sums[r] = _mm256_fmadd_ps(wk, _mm256_loadu_ps(X + (size_t)r * in + k + i), sums[r]);
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            float *y = Y + (size_t)r * ldc + o;
+            const float sum = kt_q_sum8(sums[r]);
+            *y = accumulate ? *y + sum : sum;
+        }
+    }
+}
+
+static void kt_q_rows_portable(int type, float *Y, int ldc, const float *X, const uint8_t *W, int rows, int in, int out,
+                               int accumulate) {
+    float chunk[KT_Q_CHUNK];
+    const size_t rowBytes = kt_q_row_bytes(type, in);
+    const int blockElements = kt_quant_block_elements(type), blockBytes = kt_quant_block_bytes(type);
+    for (int o = 0; o < out; o++) {
+        const uint8_t *w = W + (size_t)o * rowBytes;
+        float sums[KT_Q_ROWS_MAX] = {0};
+        for (int k = 0; k < in; k += KT_Q_CHUNK) {
+            const int count = in - k < KT_Q_CHUNK ? in - k : KT_Q_CHUNK;
+            kt_quant_dequantize(type, chunk, w + (size_t)(k / blockElements) * blockBytes, (size_t)count);
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < count; i++) sums[r] += chunk[i] * X[(size_t)r * in + k + i];
+        }
+        for (int r = 0; r < rows; r++) {
+            float *y = Y + (size_t)r * ldc + o;
+            *y = accumulate ? *y + sums[r] : sums[r];
+        }
+    }
+}
+
+int kt_quant_rows_linear(int type, float *Y, int ldc, const float *X, const void *W, int rows, int in, int out,
+                         int accumulate, int portable) {
+    if (rows < 0 || rows > KT_Q_ROWS_MAX) return -1;
+    if (rows == 0 || out <= 0) return 0;
+    pthread_once(&kt_q_probe_once, kt_q_probe);
+    if (kt_q_vectorised && !portable) kt_q_rows_avx2(type, Y, ldc, X, W, rows, in, out, accumulate);
+    else kt_q_rows_portable(type, Y, ldc, X, W, rows, in, out, accumulate);
+    return 0;
+}

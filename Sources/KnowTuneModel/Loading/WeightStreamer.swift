@@ -1,0 +1,51 @@
+// Implements turning a model file's base weights into the bytes of a LlamaStorageLayout one tensor at a time (a
+// quantized GGUF tensor already in its target encoding copied as stored, every other one read as fp32 and encoded),
+// so that no precision ever holds more than one tensor in fp32: a 7B model becomes a q4 buffer without a 25 GiB
+// intermediate. Does not decide where the bytes go (the node-shared cache writes a file, ModelLoader a buffer).
+import Foundation
+import KnowTuneTensor
+
+public enum WeightStreamer {
+    /// Writes every tensor of `layout`, in its order, through `write` (bytes, count); returns the peak bytes of
+    /// scratch it held (the largest tensor in fp32 plus its encoding).
+    @discardableResult
+    public static func stream(_ path: String, configuration c: LlamaConfiguration, layout: LlamaStorageLayout,
+                              write: (UnsafeRawPointer, Int) throws -> Void) throws -> Int {
+        let largest = layout.tensors.map(\.storage.elementCount).max() ?? 0
+        let floats = UnsafeMutablePointer<Float>.allocate(capacity: max(largest, 1))
+        let encoded = UnsafeMutableRawPointer.allocate(byteCount: max(largest * 4, 1), alignment: 64)
+        defer { floats.deallocate(); encoded.deallocate() }
+        let read: (String, [Int], LlamaTensorStorage) throws -> Void
+        switch try ModelLoader.resolve(path) {
+        case let .gguf(file):
+            let gguf = try GGUFFile(path: file)
+            try GGUFModelLoader.checkTensors(of: gguf, configuration: c)
+            let sources = GGUFModelLoader.sourceEncodings(of: gguf, configuration: c)
+            read = { name, _, storage in
+                if storage.encoding.isQuantized, sources[name] == storage.encoding {
+                    try GGUFModelLoader.copyStored(name, from: gguf, configuration: c, into: encoded)
+                } else {
+                    try GGUFModelLoader.read(name, from: gguf, configuration: c, into: floats)
+                    storage.encoding.encode(floats, count: storage.elementCount, into: encoded)
+                }
+            }
+        case let .huggingFace(folder):
+            let shards = try ModelLoader.safetensorsShards(folder)
+            let files = try shards.map { try SafeTensorsFile(path: $0) }
+            var owner: [String: SafeTensorsFile] = [:]
+            for file in files { for name in file.tensors.keys { owner[name] = file } }
+            read = { name, shape, storage in
+                guard let file = owner[name] else {
+                    throw KnowTuneError.badFormat(path: folder, reason: "tensor \(name) is in none of \(shards.map { ($0 as NSString).lastPathComponent })")
+                }
+                try file.read(name, into: floats, expectedShape: shape)
+                storage.encoding.encode(floats, count: storage.elementCount, into: encoded)
+            }
+        }
+        for tensor in layout.tensors {
+            try read(tensor.name, tensor.shape, tensor.storage)
+            try write(encoded, tensor.storage.byteCount)
+        }
+        return largest * 8
+    }
+}
