@@ -22,7 +22,7 @@ do {
     guard let precision = BasePrecision(rawValue: dtype) else {
         throw KnowTuneError.invalidConfiguration(BasePrecision.unsupported(dtype, option: "KNOWTUNE_BASE_DTYPE"))
     }
-    let model = try ModelLoader.load(arguments[1]).converted(to: precision)
+    let model = try ModelLoader.load(arguments[1], precision: precision)
     let result = try GenerationBenchmark.run(model: model, datasetPath: datasetPath)
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

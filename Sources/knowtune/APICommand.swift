@@ -16,7 +16,6 @@ struct APICommand: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @Option(name: .customLong("template")) var templateName = "alpaca"
-    @Option(name: .customLong("base_dtype"), help: "The base weights' precision in memory: fp32, bf16 or f16.") var baseDtype = "fp32"
     @Option(name: .customLong("host")) var host = "127.0.0.1"
     @Option(name: .customLong("port"), help: "0 picks a free port (printed).") var port = 8000
     @Option(name: .customLong("served_model_name"), help: "The model id clients name (default: the model file or folder name).")
@@ -39,14 +38,13 @@ struct APICommand: ParsableCommand {
         guard maxConcurrent >= 1, maxQueue >= 1 else { throw ValidationError("--max_concurrent and --max_queue must be at least 1") }
         if let contextLength, contextLength < 2 { throw ValidationError("--context_length must be at least 2") }
         _ = try ChatTemplate.named(templateName)
-        guard BasePrecision(rawValue: baseDtype) != nil else { throw ValidationError(BasePrecision.unsupported(baseDtype, option: "--base_dtype")) }
         try GenerationConfiguration(doSample: doSample, temperature: temperature, topP: topP, topK: topK, maxNewTokens: maxNewTokens,
                                     repetitionPenalty: repetitionPenalty).validate()
     }
 
     func run() throws {
         try runReportingErrors {
-            let loaded = try model.load().converted(to: BasePrecision(rawValue: baseDtype) ?? .fp32)
+            let loaded = try model.load()
             let context = min(contextLength ?? min(loaded.configuration.maxPositionEmbeddings, 4096),
                               loaded.configuration.maxPositionEmbeddings)
             let served = ServedModel(

@@ -24,6 +24,9 @@ struct KnowledgeBuildFlags: ParsableArguments {
     @Option(name: .customLong("model_name_or_path"), help: "The base model being tuned (KA scores fact perplexity with it).")
     var modelPath: String?
 
+    @Option(name: .customLong("base_dtype"), help: ArgumentHelp(BaseDtypeOption.help))
+    var baseDtype = "fp32"
+
     @OptionGroup var teacherOptions: TeacherOptions
 
     @Option(name: .customLong("seed"), help: "Seeds every random choice (KC deletions, revisions, shuffles).")
@@ -42,6 +45,7 @@ struct KnowledgeBuildFlags: ParsableArguments {
         guard !dataset.isEmpty, !dataset.contains(",") else { throw ValidationError("--dataset takes one dataset name") }
         if let maxSamples, maxSamples < 1 { throw ValidationError("--max_samples must be at least 1") }
         guard recordsPerRound >= 1 else { throw ValidationError("--records_per_round must be at least 1") }
+        _ = try BaseDtypeOption.precision(baseDtype, option: "--base_dtype")
     }
 
     var options: KnowledgeBuildOptions {
@@ -74,7 +78,8 @@ struct BuildKACommand: ParsableCommand {
         try runKnowledgeBuild(flags: flags, commandName: "build-ka") { source, communicator, logger, progress in
             let rule = try FactKeepRule(parsing: keep)
             // The node-shared base: mapped once per node however many ranks score facts.
-            let model = try NodeSharedModel.load(flags.modelPath ?? "", communicator: communicator, logger: logger)
+            let model = try NodeSharedModel.load(flags.modelPath ?? "", precision: try BaseDtypeOption.precision(flags.baseDtype, option: "--base_dtype"),
+                                                 communicator: communicator, logger: logger)
             logger.info("scoring facts with \(model.source) [\(model.format)], template alpaca, keep \(rule)")
             let teacher = try Consensus.runAgreed(communicator: communicator, operation: "start the teacher") {
                 try flags.teacherOptions.makeTeacher(entitySource: [])

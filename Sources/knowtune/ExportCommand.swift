@@ -13,6 +13,13 @@ struct ExportCommand: ParsableCommand {
     @Option(name: .customLong("export_dir")) var exportDirectory: String
     @Option(name: .customLong("gguf_type"), help: "f32, f16 or none (GGUF sources only).") var ggufType = "f32"
 
+    func validate() throws {
+        // The export merges into fp32 weights and writes them (or f16) out; a quantized merge would requantize.
+        guard model.baseDtype == "fp32" else {
+            throw ValidationError("export merges in fp32: --base_dtype \(model.baseDtype) is not used here (drop it; --gguf_type picks the output type)")
+        }
+    }
+
     func run() throws {
         try runReportingErrors {
             let loaded = try model.load()

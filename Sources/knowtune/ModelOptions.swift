@@ -12,15 +12,20 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("adapter_name_or_path"), help: "PEFT LoRA adapter folder(s), comma-separated (adapter_config.json + adapter_model.safetensors).")
     var adapterPath: String?
 
+    @Option(name: .customLong("base_dtype"), help: ArgumentHelp(BaseDtypeOption.help))
+    var baseDtype = "fp32"
+
     var adapterPaths: [String] {
         (adapterPath ?? "").commaSeparatedItems
     }
+
+    func validate() throws { _ = try BaseDtypeOption.precision(baseDtype, option: "--base_dtype") }
 
     /// Loads the model with every adapter merged into it (W + s·B·A, in the order given: LLaMA-Factory 0.5.3 merges all
     /// adapters for inference), printing the parameter counts to stderr.
     func load() throws -> LoadedModel {
         let started = Date()
-        let model = try ModelLoader.load(modelPath)
+        let model = try ModelLoader.load(modelPath, precision: try BaseDtypeOption.precision(baseDtype, option: "--base_dtype"))
         let c = model.configuration
         logToStandardError(String(format: "loaded %@ [%@]: %d layers, hidden %d, %d heads (%d kv), vocab %d; %@ parameters in %.1fs",
                                   model.source, model.format, c.layerCount, c.hiddenSize, c.headCount, c.kvHeadCount,
@@ -31,6 +36,16 @@ struct ModelOptions: ParsableArguments {
                                       lora.layout.configuration.targets.map(\.moduleName).joined(separator: ","), lora.count.formatted()))
         }
         return model
+    }
+}
+
+/// `--base_dtype` and `--teacher_base_dtype`: the base precision by name, refused with the accepted names.
+enum BaseDtypeOption {
+    static let help = "The frozen base's precision in memory: fp32, bf16, f16, or ggml blocks q8_0, q4_0, q4_k (QLoRA-style)."
+
+    static func precision(_ text: String, option: String) throws -> BasePrecision {
+        guard let precision = BasePrecision(rawValue: text) else { throw ValidationError(BasePrecision.unsupported(text, option: option)) }
+        return precision
     }
 }
 

@@ -13,6 +13,9 @@ struct TeacherOptions: ParsableArguments {
     @Option(name: .customLong("teacher_model"), help: "--teacher local: the model to prompt (default: models/smollm2, SmolLM2-135M-Instruct).")
     var teacherModelPath = "models/smollm2"
 
+    @Option(name: .customLong("teacher_base_dtype"), help: "--teacher local: the teacher's base precision (as --base_dtype; q4_k lets a 7B teacher fit beside training).")
+    var teacherBaseDtype = "fp32"
+
     @Option(name: .customLong("teacher_template"), help: "--teacher local: the teacher model's chat template.")
     var teacherTemplate = "chatml"
 
@@ -50,6 +53,7 @@ struct TeacherOptions: ParsableArguments {
     var teacherConcurrency = 4
 
     func validate() throws {
+        _ = try BaseDtypeOption.precision(teacherBaseDtype, option: "--teacher_base_dtype")
         guard teacherRetries >= 0, teacherBackoff >= 0, teacherTimeout > 0, teacherConcurrency >= 1, teacherMaxNewTokens >= 1,
               teacherMaxReplyBytes >= 1024 else {
             throw ValidationError("--teacher_retries and --teacher_backoff must be ≥ 0, --teacher_timeout > 0, --teacher_concurrency and --teacher_max_new_tokens ≥ 1, --teacher_max_reply_bytes ≥ 1024")
@@ -80,7 +84,8 @@ struct TeacherOptions: ParsableArguments {
                                                             maxReplyBytes: teacherMaxReplyBytes,
                                                             sendsResponseFormat: openAIResponseFormat == "json_schema"))
         case .local:
-            return try LocalChatBackend(model: try ModelLoader.load(teacherModelPath), templateName: teacherTemplate,
+            let precision = try BaseDtypeOption.precision(teacherBaseDtype, option: "--teacher_base_dtype")
+            return try LocalChatBackend(model: try ModelLoader.load(teacherModelPath, precision: precision), templateName: teacherTemplate,
                                         maxNewTokens: teacherMaxNewTokens, concurrency: teacherConcurrency)
         }
     }

@@ -63,6 +63,6 @@ final class PredictCommandTests: XCTestCase {
         let bad = try KnowTuneRunner.run(try predictArguments(output: TrainingFixtures.outputDirectory("predict-fp8"),
                                                              extra: ["--base_dtype", "fp8"]), ranks: 2)
         XCTAssertNotEqual(bad.status, 0)
-        XCTAssertTrue(bad.standardError.contains("--base_dtype fp8 is not supported (fp32, bf16, f16)"), bad.standardError)
+        XCTAssertTrue(bad.standardError.contains("--base_dtype fp8 is not supported (fp32, bf16, f16, q8_0, q4_0, q4_k)"), bad.standardError)
     }
 }
