@@ -77,7 +77,7 @@ let package = Package(
                                "KnowTuneKnowledge", "KnowTuneServing", "KnowTuneTensor", "KnowTuneTraining"]),
         .executableTarget(name: "knowtune-fuzz", dependencies: ["KnowTuneFuzzing"]),
 
-        .executableTarget(name: "knowtune-testkit", dependencies: ["KnowTuneDistributed", "KnowTuneCheckpoint", "KnowTuneTensor"]),
+        .executableTarget(name: "knowtune-testkit", dependencies: ["KnowTuneDistributed", "KnowTuneCheckpoint", "KnowTuneTensor", "KnowTuneModel"]),
 
         .target(name: "KnowTuneTestSupport", dependencies: ["KnowTuneTensor", "KnowTuneModel", "KnowTuneDistributed"], path: "Tests/KnowTuneTestSupport"),
         .testTarget(name: "KnowTuneTensorTests", dependencies: ["KnowTuneTensor", "KnowTuneTestSupport"]),

@@ -15,21 +15,11 @@ public enum GGUFModelWriter {
                              type: GGUFTensorType = .f32, to path: String) throws {
         let c = weights.configuration
         var writer = GGUFWriter()
-        writer.metadata = [
-            ("general.architecture", .string("llama")), ("general.name", .string(name)),
-            ("llama.block_count", .uint32(UInt32(c.layerCount))), ("llama.context_length", .uint32(UInt32(c.maxPositionEmbeddings))),
-            ("llama.embedding_length", .uint32(UInt32(c.hiddenSize))), ("llama.feed_forward_length", .uint32(UInt32(c.intermediateSize))),
-            ("llama.attention.head_count", .uint32(UInt32(c.headCount))), ("llama.attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
-            ("llama.rope.freq_base", .float32(Float(c.ropeTheta))), ("llama.rope.dimension_count", .uint32(UInt32(c.headDimension))),
-            ("llama.attention.layer_norm_rms_epsilon", .float32(c.rmsNormEpsilon)), ("llama.vocab_size", .uint32(UInt32(c.vocabularySize))),
-            ("general.file_type", .uint32(type == .f16 ? 1 : 0)),
-        ] + tokenizerMetadata
+        writer.metadata = llamaMetadata(c, name: name, fileType: type == .f16 ? 1 : 0) + tokenizerMetadata
         func values(_ pointer: UnsafeMutablePointer<Float>, _ count: Int) -> [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
         // Norms stay F32 (llama.cpp convention); matrices take the requested type.
         writer.tensors.append(.init(name: "token_embd.weight", dimensions: [c.hiddenSize, c.vocabularySize], type: type,
                                     values: values(weights.embedding, c.vocabularySize * c.hiddenSize)))
-        let names: [ProjectionKind: String] = [.query: "attn_q", .key: "attn_k", .value: "attn_v", .output: "attn_output",
-                                               .gate: "ffn_gate", .up: "ffn_up", .down: "ffn_down"]
         for layer in 0..<c.layerCount {
             writer.tensors.append(.init(name: "blk.\(layer).attn_norm.weight", dimensions: [c.hiddenSize], values: values(weights.attentionNorm(layer), c.hiddenSize)))
             writer.tensors.append(.init(name: "blk.\(layer).ffn_norm.weight", dimensions: [c.hiddenSize], values: values(weights.feedForwardNorm(layer), c.hiddenSize)))
@@ -39,7 +29,7 @@ public enum GGUFModelWriter {
                 if kind == .query || kind == .key {
                     matrix = permuteRotaryRows(matrix, rows: outFeatures, columns: inFeatures, heads: kind == .query ? c.headCount : c.kvHeadCount)
                 }
-                writer.tensors.append(.init(name: "blk.\(layer).\(names[kind] ?? "?").weight", dimensions: [inFeatures, outFeatures],
+                writer.tensors.append(.init(name: "blk.\(layer).\(projectionNames[kind] ?? "?").weight", dimensions: [inFeatures, outFeatures],
                                             type: type, values: matrix))
             }
         }
@@ -49,6 +39,24 @@ public enum GGUFModelWriter {
                                         values: values(weights.lmHead, c.vocabularySize * c.hiddenSize)))
         }
         try writer.write(to: path)
+    }
+
+    /// llama.cpp's tensor name stem of each projection (`blk.N.<stem>.weight`).
+    public static let projectionNames: [ProjectionKind: String] = [
+        .query: "attn_q", .key: "attn_k", .value: "attn_v", .output: "attn_output", .gate: "ffn_gate", .up: "ffn_up", .down: "ffn_down",
+    ]
+
+    /// The `general.*` and `llama.*` metadata of a model of configuration `c`.
+    public static func llamaMetadata(_ c: LlamaConfiguration, name: String, fileType: UInt32) -> [(key: String, value: GGUFValue)] {
+        [
+            ("general.architecture", .string("llama")), ("general.name", .string(name)),
+            ("llama.block_count", .uint32(UInt32(c.layerCount))), ("llama.context_length", .uint32(UInt32(c.maxPositionEmbeddings))),
+            ("llama.embedding_length", .uint32(UInt32(c.hiddenSize))), ("llama.feed_forward_length", .uint32(UInt32(c.intermediateSize))),
+            ("llama.attention.head_count", .uint32(UInt32(c.headCount))), ("llama.attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
+            ("llama.rope.freq_base", .float32(Float(c.ropeTheta))), ("llama.rope.dimension_count", .uint32(UInt32(c.headDimension))),
+            ("llama.attention.layer_norm_rms_epsilon", .float32(c.rmsNormEpsilon)), ("llama.vocab_size", .uint32(UInt32(c.vocabularySize))),
+            ("general.file_type", .uint32(fileType)),
+        ]
     }
 
     /// The inverse of `GGUFModelLoader.unpermuteRotaryRows`: HF row h·D + j·D/2 + i goes to h·D + 2i + j.

@@ -1,5 +1,6 @@
 // Implements writing GGUF v3 files (ordered metadata of every value type, F32/F16 tensors from floats or any block
-// type from its raw bytes, alignment padding), for exported models and test fixtures; does not quantise.
+// type from its raw bytes, or any type streamed tensor by tensor; alignment padding), for exported models, synthetic
+// models and test fixtures; does not quantise.
 import Foundation
 import KnowTuneTensor
 
@@ -25,9 +26,23 @@ public struct GGUFWriter {
             self.rawBytes = rawBytes
         }
 
+        /// A tensor whose bytes `write(to:streaming:)` asks for when it reaches it.
+        public init(name: String, dimensions: [Int], streamedAs type: GGUFTensorType) {
+            self.init(name: name, dimensions: dimensions, type: type, values: [])
+            isStreamed = true
+        }
+
+        var isStreamed = false
+
         /// The bytes this tensor takes in the file, before padding.
         func byteCount() throws -> Int {
             let elements = dimensions.reduce(1, *)
+            if isStreamed {
+                guard let geometry = type.blockGeometry, elements % geometry.elements == 0 else {
+                    throw KnowTuneError.invalidInput("tensor \(name): \(dimensions) is not whole \(type.name) blocks")
+                }
+                return elements / geometry.elements * geometry.bytes
+            }
             if let rawBytes {
                 guard let geometry = type.blockGeometry, elements % geometry.elements == 0,
                       rawBytes.count == elements / geometry.elements * geometry.bytes else {
@@ -106,6 +121,50 @@ public struct GGUFWriter {
 
     /// The whole file as bytes.
     public func encoded() throws -> Data {
+        var data = try header()
+        for tensor in tensors {
+            let start = data.count
+            if let raw = tensor.rawBytes {
+                data.append(raw)
+            } else if tensor.type == .f32 {
+                tensor.values.withUnsafeBytes { data.append(contentsOf: $0) }
+            } else {
+                for value in tensor.values { Self.append(HalfPrecision.halfBits(from: value), to: &data) }
+            }
+            while (data.count - start) % alignment != 0 { data.append(0) }
+        }
+        return data
+    }
+
+    /// Writes the file without holding its tensors: the header, then each streamed tensor's bytes as `body`
+    /// (tensor index, write) produces them, in order, through a temporary file renamed into place. A tensor that
+    /// gets another byte count than its type and shape need is an error that leaves no file.
+    public func write(to path: String, streaming body: (Int, (UnsafeRawPointer, Int) throws -> Void) throws -> Void) throws {
+        guard tensors.allSatisfy(\.isStreamed) else { throw KnowTuneError.invalidInput("streamed GGUF files take streamed tensors only") }
+        let header = try header()
+        try LlamaWeights.publishFile(at: path) { write in
+            try header.withUnsafeBytes { try write($0.baseAddress!, $0.count) }
+            let padding = [UInt8](repeating: 0, count: alignment)
+            for (index, tensor) in tensors.enumerated() {
+                let expected = try tensor.byteCount()
+                var written = 0
+                try withoutActuallyEscaping(write) { write in
+                    try body(index) { bytes, count in
+                        try write(bytes, count)
+                        written += count
+                    }
+                }
+                guard written == expected else {
+                    throw KnowTuneError.invalidInput("tensor \(tensor.name): \(written) bytes written, \(expected) needed")
+                }
+                let pad = (alignment - expected % alignment) % alignment
+                if pad > 0 { try write(padding, pad) }
+            }
+        }
+    }
+
+    /// Magic, version, metadata and tensor index, padded to the alignment.
+    private func header() throws -> Data {
         var data = Data()
         data.append(contentsOf: Array("GGUF".utf8))
         Self.append(UInt32(3), to: &data)
@@ -134,17 +193,6 @@ public struct GGUFWriter {
             Self.append(UInt64(offset), to: &data)
         }
         while data.count % alignment != 0 { data.append(0) }
-        for tensor in tensors {
-            let start = data.count
-            if let raw = tensor.rawBytes {
-                data.append(raw)
-            } else if tensor.type == .f32 {
-                tensor.values.withUnsafeBytes { data.append(contentsOf: $0) }
-            } else {
-                for value in tensor.values { Self.append(HalfPrecision.halfBits(from: value), to: &data) }
-            }
-            while (data.count - start) % alignment != 0 { data.append(0) }
-        }
         return data
     }
 

@@ -76,10 +76,6 @@ public enum GGUFModelLoader {
         if !c.tieWordEmbeddings {
             slots.append(TensorSlot(name: "output.weight", hfName: LlamaTensorName.lmHead, rows: c.vocabularySize, columns: c.hiddenSize))
         }
-        let ggufNames: [ProjectionKind: String] = [
-            .query: "attn_q", .key: "attn_k", .value: "attn_v", .output: "attn_output",
-            .gate: "ffn_gate", .up: "ffn_up", .down: "ffn_down",
-        ]
         for layer in 0..<c.layerCount {
             slots.append(TensorSlot(name: "blk.\(layer).attn_norm.weight", hfName: LlamaTensorName.attentionNorm(layer),
                                     rows: c.hiddenSize, columns: 1))
@@ -87,7 +83,7 @@ public enum GGUFModelLoader {
                                     rows: c.hiddenSize, columns: 1))
             for kind in ProjectionKind.allCases {
                 let (outFeatures, inFeatures) = kind.shape(c)
-                slots.append(TensorSlot(name: "blk.\(layer).\(ggufNames[kind] ?? "?").weight",
+                slots.append(TensorSlot(name: "blk.\(layer).\(GGUFModelWriter.projectionNames[kind] ?? "?").weight",
                                         hfName: LlamaTensorName.projection(layer, kind), rows: outFeatures, columns: inFeatures,
                                         unpermuteHeads: kind == .query ? c.headCount : (kind == .key ? c.kvHeadCount : nil)))
             }
