@@ -104,33 +104,17 @@ final class BasePrecisionTests: XCTestCase {
         }
     }
 
-    private func lossAndGradients(_ weights: LlamaWeights, lora: LoRABuffer) -> (loss: Double, gradients: [Float]) {
-        var batch = PackedBatch()
-        batch.append(prompt: TinyModel.randomTokens(6, seed: 1), response: TinyModel.randomTokens(9, seed: 2), exampleIndex: 0)
-        batch.append(prompt: TinyModel.randomTokens(4, seed: 3), response: TinyModel.randomTokens(7, seed: 4), exampleIndex: 1)
-        let decoder = LlamaDecoder(weights: weights, maxPositions: 64)
-        let plan = ActivationPlan(model: weights.configuration, loraLayout: lora.layout, tokenCapacity: batch.tokenCount,
-                                  sequenceCapacity: batch.tokenCount)
-        let M = batch.targetCount
-        let logProbabilities = decoder.forward(batch: batch, plan: plan, lora: lora,
-                                               objective: HeadObjective(weights: [Float](repeating: 1 / Float(M), count: M)))
-        let gradients = LoRABuffer(layout: lora.layout)
-        decoder.backward(batch: batch, plan: plan, lora: lora, gradients: gradients)
-        return (-logProbabilities.reduce(0.0) { $0 + Double($1) } / Double(M),
-                Array(UnsafeBufferPointer(start: gradients.values, count: gradients.count)))
-    }
-
     func testSixteenBitLossAndGradientsOnATinyModel() {
         let lora = TinyModel.lora(LoRAConfiguration(rank: 4, alpha: 8, targets: ProjectionKind.allCases))
         let source = TinyModel.weights()
-        let fp32 = lossAndGradients(source, lora: lora)
+        let fp32 = TinyModel.lossAndGradients(source, lora: lora)
         // f16 is storage only: it computes what fp32 computes on the f16-rounded weights.
-        let f16 = lossAndGradients(LlamaWeights(converting: source, to: .f16), lora: lora)
-        let f16Reference = lossAndGradients(roundedCopy(source, .f16), lora: lora)
+        let f16 = TinyModel.lossAndGradients(LlamaWeights(converting: source, to: .f16), lora: lora)
+        let f16Reference = TinyModel.lossAndGradients(roundedCopy(source, .f16), lora: lora)
         XCTAssertEqual(f16.loss, f16Reference.loss, accuracy: 1e-6 * f16Reference.loss)
         XCTAssertLessThanOrEqual(compareTensors(f16.gradients, f16Reference.gradients, atol: 0).relativeL2Error, 1e-5)
         // bf16 rounds weights and product inputs: close to fp32, and not equal to it.
-        let bf16 = lossAndGradients(LlamaWeights(converting: source, to: .bf16), lora: lora)
+        let bf16 = TinyModel.lossAndGradients(LlamaWeights(converting: source, to: .bf16), lora: lora)
         XCTAssertNotEqual(bf16.loss, fp32.loss)
         for (name, result) in [("bf16", bf16), ("f16", f16)] {
             XCTAssertEqual(result.loss, fp32.loss, accuracy: 0.01 * fp32.loss, name)

@@ -113,31 +113,15 @@ final class QuantizedBaseTests: XCTestCase {
         return copy
     }
 
-    private func lossAndGradients(_ weights: LlamaWeights, lora: LoRABuffer) -> (loss: Double, gradients: [Float]) {
-        var batch = PackedBatch()
-        batch.append(prompt: TinyModel.randomTokens(6, seed: 1), response: TinyModel.randomTokens(9, seed: 2), exampleIndex: 0)
-        batch.append(prompt: TinyModel.randomTokens(4, seed: 3), response: TinyModel.randomTokens(7, seed: 4), exampleIndex: 1)
-        let decoder = LlamaDecoder(weights: weights, maxPositions: 64)
-        let plan = ActivationPlan(model: weights.configuration, loraLayout: lora.layout, tokenCapacity: batch.tokenCount,
-                                  sequenceCapacity: batch.tokenCount)
-        let M = batch.targetCount
-        let logProbabilities = decoder.forward(batch: batch, plan: plan, lora: lora,
-                                               objective: HeadObjective(weights: [Float](repeating: 1 / Float(M), count: M)))
-        let gradients = LoRABuffer(layout: lora.layout)
-        decoder.backward(batch: batch, plan: plan, lora: lora, gradients: gradients)
-        return (-logProbabilities.reduce(0.0) { $0 + Double($1) } / Double(M),
-                Array(UnsafeBufferPointer(start: gradients.values, count: gradients.count)))
-    }
-
     func testLossAndGradientsEqualTheFP32PathOnTheDequantizedWeights() {
         let c = Self.blockConfiguration
         let source = RandomModel.weights(c, seed: 3, matrixScale: 0.5)
         let lora = TinyModel.lora(LoRAConfiguration(rank: 4, alpha: 8, targets: ProjectionKind.allCases), model: c)
-        let fp32 = lossAndGradients(source, lora: lora)
+        let fp32 = TinyModel.lossAndGradients(source, lora: lora)
         for precision in Self.quantized {
             let weights = LlamaWeights(converting: source, to: precision)
-            let quantized = lossAndGradients(weights, lora: lora)
-            let reference = lossAndGradients(dequantized(weights), lora: lora)
+            let quantized = TinyModel.lossAndGradients(weights, lora: lora)
+            let reference = TinyModel.lossAndGradients(dequantized(weights), lora: lora)
             XCTAssertEqual(quantized.loss, reference.loss, accuracy: 1e-5 * reference.loss, "\(precision)")
             XCTAssertLessThanOrEqual(compareTensors(quantized.gradients, reference.gradients, atol: 0).relativeL2Error, 1e-5,
                                      "\(precision)")

@@ -20,4 +20,21 @@ enum TinyModel {
     static func randomTokens(_ count: Int, seed: UInt64, vocabulary: Int = configuration.vocabularySize) -> [Int32] {
         RandomModel.tokens(count, seed: seed, vocabulary: vocabulary)
     }
+
+    /// The token-mean response loss and LoRA gradients of two fixed random sequences (vocabulary of `configuration`).
+    static func lossAndGradients(_ weights: LlamaWeights, lora: LoRABuffer) -> (loss: Double, gradients: [Float]) {
+        var batch = PackedBatch()
+        batch.append(prompt: randomTokens(6, seed: 1), response: randomTokens(9, seed: 2), exampleIndex: 0)
+        batch.append(prompt: randomTokens(4, seed: 3), response: randomTokens(7, seed: 4), exampleIndex: 1)
+        let decoder = LlamaDecoder(weights: weights, maxPositions: 64)
+        let plan = ActivationPlan(model: weights.configuration, loraLayout: lora.layout, tokenCapacity: batch.tokenCount,
+                                  sequenceCapacity: batch.tokenCount)
+        let M = batch.targetCount
+        let logProbabilities = decoder.forward(batch: batch, plan: plan, lora: lora,
+                                               objective: HeadObjective(weights: [Float](repeating: 1 / Float(M), count: M)))
+        let gradients = LoRABuffer(layout: lora.layout)
+        decoder.backward(batch: batch, plan: plan, lora: lora, gradients: gradients)
+        return (-logProbabilities.reduce(0.0) { $0 + Double($1) } / Double(M),
+                Array(UnsafeBufferPointer(start: gradients.values, count: gradients.count)))
+    }
 }
