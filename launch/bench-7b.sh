@@ -5,7 +5,8 @@
 # short LoRA SFT under `mpirun -np 2` on one node (r=8 on q_proj,v_proj, 1,024-token sequences, STEPS optimizer steps,
 # default 2, the base kept in TYPE) and a short greedy predict, while a sampler records each rank's peak RSS and the
 # node's peak PSS. Writes out/bench/7b-<shape>-<type>[-<layers>l].json. Extra arguments (e.g. --layers 2, which keeps
-# 7B's widths with two layers: the form CI runs) go to make-model.
+# 7B's widths with two layers: the form CI runs) go to make-model. BASE_DTYPE (default TYPE) keeps the base in another
+# type than the file's, so the cache step requantizes (e.g. an f16 file to a q4_k base).
 #   launch/bench-7b.sh [SHAPE] [TYPE] [--layers N]      (a full-depth 7B step is 10–20 minutes on 2 cores)
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,12 +17,14 @@ shift $(( $# < 2 ? $# : 2 ))
 layers=""
 [ "${1:-}" = "--layers" ] && layers="${2:?--layers needs a number}"
 steps="${STEPS:-2}"
+base_dtype="${BASE_DTYPE:-$type}"
 if [ -z "${KNOWTUNE_BIN:-}" ]; then
     swift build -c release --product knowtune >&2
     swift build -c release --product knowtune-testkit >&2
 fi
 bin_dir="$(dirname "${KNOWTUNE_BIN:-.build/release/knowtune}")"
 name="$shape-$type${layers:+-${layers}l}"
+[ "$base_dtype" = "$type" ] || name="$name-as-$base_dtype"
 work="out/bench/7b/$name"
 rm -rf "$work" && mkdir -p "$work/data"
 export KNOWTUNE_CACHE="$work/cache"
@@ -29,8 +32,8 @@ export KNOWTUNE_CACHE="$work/cache"
 echo "== make-model $shape $type ${layers:+($layers layers)}" >&2
 "$bin_dir/knowtune-testkit" make-model --shape "$shape" ${layers:+--layers "$layers"} --type "$type" --seed 7 \
     --output "$work/model.gguf" > "$work/make-model.json"
-echo "== cache-base (the node-shared $type base)" >&2
-"$bin_dir/knowtune-testkit" cache-base --model "$work/model.gguf" --base_dtype "$type" --cache "$KNOWTUNE_CACHE/weights" \
+echo "== cache-base (the node-shared $base_dtype base)" >&2
+"$bin_dir/knowtune-testkit" cache-base --model "$work/model.gguf" --base_dtype "$base_dtype" --cache "$KNOWTUNE_CACHE/weights" \
     > "$work/cache-base.json"
 
 # Records long enough for 1,024-token sequences: words of the synthetic vocabulary's letters, seeded.
@@ -72,7 +75,7 @@ sampler=$!
 trap 'touch "$stop"; wait $sampler 2>/dev/null || true' EXIT
 
 run=(launch/knowtune-mpirun -n 2 --)
-common=(--model_name_or_path "$work/model.gguf" --base_dtype "$type" --dataset synthetic --dataset_dir "$work/data"
+common=(--model_name_or_path "$work/model.gguf" --base_dtype "$base_dtype" --dataset synthetic --dataset_dir "$work/data"
         --template alpaca --cutoff_len 1024 --finetuning_type lora --lora_target q_proj,v_proj --lora_rank 8 --lora_alpha 16)
 echo "== SFT: $steps steps of 2 × 1,024-token sequences, mpirun -np 2" >&2
 "${run[@]}" train --stage sft --do_train "${common[@]}" --per_device_train_batch_size 1 --max_steps "$steps" \
@@ -86,9 +89,9 @@ touch "$stop"
 wait $sampler || true
 trap - EXIT
 
-python3 - "$work" "$shape" "$type" "$steps" "${layers:-}" <<'PY'
+python3 - "$work" "$shape" "$type" "$steps" "${layers:-}" "$base_dtype" "$name" <<'PY'
 import json, sys
-work, shape, kind, steps, layers = sys.argv[1:6]
+work, shape, kind, steps, layers, base_dtype, name = sys.argv[1:8]
 made = json.load(open(f"{work}/make-model.json"))
 cached = json.load(open(f"{work}/cache-base.json"))
 train = json.load(open(f"{work}/sft/train_results.json"))
@@ -96,7 +99,7 @@ predict = json.load(open(f"{work}/predict/predict_results.json")) if __import__(
 memory = json.load(open(f"{work}/memory.json"))
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 result = {
-    "shape": shape, "type": kind, "layers": int(layers) if layers else None, "parameters": made["parameters"], "cpu": cpu,
+    "shape": shape, "type": kind, "base_dtype": base_dtype, "layers": int(layers) if layers else None, "parameters": made["parameters"], "cpu": cpu,
     "model_file_mib": round(made["bytes"] / 2**20, 1), "make_model_seconds": round(made["seconds"], 1),
     "conversion_seconds": round(cached["seconds"], 2), "conversion_peak_rss_mib": round(cached["peak_rss_mib"], 1),
     "conversion_disk_mib": round(cached["disk_mib"], 1), "base_format": cached["format"],
@@ -107,7 +110,7 @@ result = {
     "tokens_per_second": round(train.get("train_tokens_per_second", 0), 2), "train_loss": train.get("train_loss"),
     "predict_runtime": predict.get("predict_runtime"),
 }
-path = f"out/bench/7b-{shape}-{kind}{'-' + layers + 'l' if layers else ''}.json"
+path = f"out/bench/7b-{name}.json"
 json.dump(result, open(path, "w"), indent=2)
 print(json.dumps(result, indent=2))
 PY
