@@ -50,6 +50,13 @@ public final class MappedFile {
         if let baseAddress { munmap(UnsafeMutableRawPointer(mutating: baseAddress), byteCount) }
     }
 
+    /// Drops this process's resident pages of a read-only shared mapping (they stay in the page cache), so a pass
+    /// that reads a large file once does not keep it all in its resident set.
+    public func releaseResidentPages() {
+        guard let baseAddress, !isCopyOnWrite else { return }
+        madvise(UnsafeMutableRawPointer(mutating: baseAddress), byteCount, MADV_DONTNEED)
+    }
+
     /// The bytes `offset ..< offset + count`, or a format error naming the file when they run past its end.
     public func bytes(at offset: Int, count: Int) throws -> UnsafeRawBufferPointer {
         guard offset >= 0, count >= 0, offset <= byteCount, count <= byteCount - offset else {

@@ -16,9 +16,13 @@ public enum WeightStreamer {
         let encoded = UnsafeMutableRawPointer.allocate(byteCount: max(largest * 4, 1), alignment: 64)
         defer { floats.deallocate(); encoded.deallocate() }
         let read: (String, [Int], LlamaTensorStorage) throws -> Void
+        // The source files' pages each tensor touched, dropped from the resident set after it (a 13 GiB f16 file
+        // would otherwise count fully towards the conversion's RSS, page cache though it is).
+        var mappings: [MappedFile] = []
         switch try ModelLoader.resolve(path) {
         case let .gguf(file):
             let gguf = try GGUFFile(path: file)
+            mappings = [gguf.file]
             try GGUFModelLoader.checkTensors(of: gguf, configuration: c)
             let sources = GGUFModelLoader.sourceEncodings(of: gguf, configuration: c)
             read = { name, _, storage in
@@ -34,6 +38,7 @@ public enum WeightStreamer {
             let files = try shards.map { try SafeTensorsFile(path: $0) }
             var owner: [String: SafeTensorsFile] = [:]
             for file in files { for name in file.tensors.keys { owner[name] = file } }
+            mappings = files.map(\.file)
             read = { name, shape, storage in
                 guard let file = owner[name] else {
                     throw KnowTuneError.badFormat(path: folder, reason: "tensor \(name) is in none of \(shards.map { ($0 as NSString).lastPathComponent })")
@@ -45,6 +50,7 @@ public enum WeightStreamer {
         for tensor in layout.tensors {
             try read(tensor.name, tensor.shape, tensor.storage)
             try write(encoded, tensor.storage.byteCount)
+            for mapping in mappings { mapping.releaseResidentPages() }
         }
         return largest * 8
     }
