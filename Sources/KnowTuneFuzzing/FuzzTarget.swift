@@ -100,6 +100,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         let tokenizer = try TokenizerLoader.load(path)
         _ = tokenizer.decode(tokenizer.encode("Hello, world! 123 héllo"))
         _ = try ModelLoader.load(path)
+        // The streaming path of a quantized base: blocks kept, copied with their rows un-permuted, or requantized.
+        for precision in [BasePrecision.q8_0, .q4_k] { _ = try ModelLoader.load(path, precision: precision) }
     }
 
     static func safetensors(_ data: Data) throws {
