@@ -63,7 +63,7 @@ final class TrainingArgumentTableTests: XCTestCase {
         let refusals = [
             ("stage", "ppo", "sft, dpo"), ("lr_scheduler_type", "polynomial", "linear, cosine, constant, constant_with_warmup"),
             ("evaluation_strategy", "sometimes", "no, steps, epoch"), ("save_strategy", "sometimes", "no, steps, epoch"),
-            ("dpo_loss", "kto_pair", "sigmoid, hinge, ipo"), ("base_dtype", "q4_0", "fp32, bf16, f16"),
+            ("dpo_loss", "kto_pair", "sigmoid, hinge, ipo"), ("base_dtype", "q5_k", "fp32, bf16, f16, q8_0, q4_0, q4_k"),
             ("metric_for_best_model", "eval_accuracy", "loss, eval_loss"), ("template", "vicuna", "alpaca"),
             ("finetuning_type", "full", "lora"),
         ]
