@@ -132,20 +132,15 @@ public enum ModelLoader {
         let configPath = (folder as NSString).appendingPathComponent("config.json")
         let configuration = try huggingFaceConfiguration(configPath)
         let tokenizer = try huggingFaceTokenizer(folder)
-        let shards = try safetensorsShards(folder)
-        let files = try shards.map { try SafeTensorsFile(path: $0) }
-        var owner: [String: SafeTensorsFile] = [:]
-        for file in files { for name in file.tensors.keys { owner[name] = file } }
+        let shards = try SafeTensorsShards(folder: folder)
         let weights = LlamaWeights(configuration: configuration)
         for tensor in weights.namedTensors() {
-            guard let file = owner[tensor.name] else {
-                throw KnowTuneError.badFormat(path: folder, reason: "tensor \(tensor.name) is in none of \(shards.map { ($0 as NSString).lastPathComponent })")
-            }
-            try file.read(tensor.name, into: tensor.pointer, expectedShape: tensor.shape)
+            try shards.read(tensor.name, into: tensor.pointer, expectedShape: tensor.shape)
         }
-        let dtypes = Set(files.flatMap { $0.tensors.values.map(\.dtype) }).sorted().joined(separator: "/")
+        let dtypes = Set(shards.files.flatMap { $0.tensors.values.map(\.dtype) }).sorted().joined(separator: "/")
+        let count = shards.files.count
         return LoadedModel(configuration: configuration, weights: weights, tokenizer: tokenizer, source: folder,
-                           format: "HF safetensors (\(shards.count) file\(shards.count == 1 ? "" : "s"), \(dtypes))")
+                           format: "HF safetensors (\(count) file\(count == 1 ? "" : "s"), \(dtypes))")
     }
 
     /// Decodes config.json, accepting only LLaMA-family architectures.

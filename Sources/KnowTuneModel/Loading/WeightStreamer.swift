@@ -34,16 +34,10 @@ public enum WeightStreamer {
                 }
             }
         case let .huggingFace(folder):
-            let shards = try ModelLoader.safetensorsShards(folder)
-            let files = try shards.map { try SafeTensorsFile(path: $0) }
-            var owner: [String: SafeTensorsFile] = [:]
-            for file in files { for name in file.tensors.keys { owner[name] = file } }
-            mappings = files.map(\.file)
+            let shards = try SafeTensorsShards(folder: folder)
+            mappings = shards.files.map(\.file)
             read = { name, shape, storage in
-                guard let file = owner[name] else {
-                    throw KnowTuneError.badFormat(path: folder, reason: "tensor \(name) is in none of \(shards.map { ($0 as NSString).lastPathComponent })")
-                }
-                try file.read(name, into: floats, expectedShape: shape)
+                try shards.read(name, into: floats, expectedShape: shape)
                 storage.encoding.encode(floats, count: storage.elementCount, into: encoded)
             }
         }
