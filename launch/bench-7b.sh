@@ -6,7 +6,8 @@
 # default 2, the base kept in TYPE) and a short greedy predict, while a sampler records each rank's peak RSS and the
 # node's peak PSS. Writes out/bench/7b-<shape>-<type>[-<layers>l].json. Extra arguments (e.g. --layers 2, which keeps
 # 7B's widths with two layers: the form CI runs) go to make-model. BASE_DTYPE (default TYPE) keeps the base in another
-# type than the file's, so the cache step requantizes (e.g. an f16 file to a q4_k base).
+# type than the file's, so the cache step requantizes (e.g. an f16 file to a q4_k base). GRADIENT_CHECKPOINTING (default
+# true, the issue's memory targets assume it; false measures the saved-activation plan) goes to train.
 #   launch/bench-7b.sh [SHAPE] [TYPE] [--layers N]      (a full-depth 7B step is 10–20 minutes on 2 cores)
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +19,7 @@ layers=""
 [ "${1:-}" = "--layers" ] && layers="${2:?--layers needs a number}"
 steps="${STEPS:-2}"
 base_dtype="${BASE_DTYPE:-$type}"
+recompute="${GRADIENT_CHECKPOINTING:-true}"
 if [ -z "${KNOWTUNE_BIN:-}" ]; then
     swift build -c release --product knowtune >&2
     swift build -c release --product knowtune-testkit >&2
@@ -79,7 +81,7 @@ common=(--model_name_or_path "$work/model.gguf" --base_dtype "$base_dtype" --dat
         --template alpaca --cutoff_len 1024 --finetuning_type lora --lora_target q_proj,v_proj --lora_rank 8 --lora_alpha 16)
 echo "== SFT: $steps steps of 2 × 1,024-token sequences, mpirun -np 2" >&2
 "${run[@]}" train --stage sft --do_train "${common[@]}" --per_device_train_batch_size 1 --max_steps "$steps" \
-    --learning_rate 1e-4 --logging_steps 1 --save_strategy no --output_dir "$work/sft" 2> "$work/sft.log" \
+    --gradient_checkpointing "$recompute" --learning_rate 1e-4 --logging_steps 1 --save_strategy no --output_dir "$work/sft" 2> "$work/sft.log" \
     || { tail -20 "$work/sft.log" >&2; exit 1; }
 echo "== predict: 2 prompts, 8 greedy tokens" >&2
 "${run[@]}" train --stage sft --do_predict --predict_with_generate "${common[@]}" --checkpoint_dir "$work/sft" \
@@ -97,6 +99,7 @@ cached = json.load(open(f"{work}/cache-base.json"))
 train = json.load(open(f"{work}/sft/train_results.json"))
 predict = json.load(open(f"{work}/predict/predict_results.json")) if __import__("os").path.exists(f"{work}/predict/predict_results.json") else {}
 memory = json.load(open(f"{work}/memory.json"))
+recomputation = next((l.strip() for l in open(f"{work}/sft.log") if l.startswith("activation recomputation")), None)
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 result = {
     "shape": shape, "type": kind, "base_dtype": base_dtype, "layers": int(layers) if layers else None, "parameters": made["parameters"], "cpu": cpu,
@@ -108,7 +111,7 @@ result = {
     "node_pss_mib": round(memory["node_pss_kib"] / 1024, 1),
     "steps": int(steps), "seconds_per_step": round(train["train_runtime"] / int(steps), 2),
     "tokens_per_second": round(train.get("train_tokens_per_second", 0), 2), "train_loss": train.get("train_loss"),
-    "predict_runtime": predict.get("predict_runtime"),
+    "predict_runtime": predict.get("predict_runtime"), "activation_recomputation": recomputation,
 }
 path = f"out/bench/7b-{name}.json"
 json.dump(result, open(path, "w"), indent=2)
