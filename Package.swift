@@ -1,6 +1,6 @@
 // swift-tools-version:6.1
 // KnowTune: LoRA fine-tuning of LLaMA-family models, data-parallel over MPI, and the KnowTuning method.
-// Layering (one direction, enforced by SwiftPM): C shims (MPI, HDF5, bf16, quantized blocks) → KnowTuneTensor → KnowTuneModel
+// Layering (one direction, enforced by SwiftPM): C shims (MPI, HDF5, bf16, quantized blocks, element-wise passes) → KnowTuneTensor → KnowTuneModel
 // → KnowTuneData → KnowTuneDistributed (on Model: collectives, node-shared weights, batch sharding) and
 // KnowTuneCheckpoint (on Tensor) → KnowTuneTraining (the loop and its objectives; on Data, Distributed, Checkpoint);
 // KnowTuneGeneration (on Data) and KnowTuneEvaluation (on Tensor, for its errors) → KnowTunePrediction (on Generation, Evaluation,
@@ -36,8 +36,10 @@ let package = Package(
         .target(name: "CKnowTuneBF16", dependencies: ["COpenBLAS"], linkerSettings: [.linkedLibrary("pthread")]),
         // ggml's quantized block formats and the products of a quantized frozen base; see its header.
         .target(name: "CKnowTuneQuant", dependencies: ["COpenBLAS"], linkerSettings: [.linkedLibrary("pthread")]),
+        // The step's exp-heavy element-wise passes (SwiGLU, softmax, the head's Σ exp), AVX2 with a libm fallback.
+        .target(name: "CKnowTuneElementwise", linkerSettings: [.linkedLibrary("pthread"), .linkedLibrary("m")]),
 
-        .target(name: "KnowTuneTensor", dependencies: ["COpenBLAS", "CKnowTuneBF16", "CKnowTuneQuant"], swiftSettings: kernelSettings),
+        .target(name: "KnowTuneTensor", dependencies: ["COpenBLAS", "CKnowTuneBF16", "CKnowTuneQuant", "CKnowTuneElementwise"], swiftSettings: kernelSettings),
         .target(name: "KnowTuneModel", dependencies: ["KnowTuneTensor"], swiftSettings: kernelSettings),
         .target(name: "KnowTuneData", dependencies: ["KnowTuneModel"]),
         .target(name: "KnowTuneDistributed", dependencies: ["CMPI", "CKnowTuneMPIShims", "KnowTuneTensor", "KnowTuneModel"]),

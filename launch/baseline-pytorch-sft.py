@@ -1,7 +1,7 @@
 # PyTorch + PEFT baseline for launch/bench-sft.sh and bench-dtype.sh, to compare on the same machine: LoRA r=8 q,v
 # SFT of SmolLM2 on the first N dolly_train records (alpaca prompt, cutoff 1024, batch 8 length-grouped, AdamW,
 # 2 threads), fp32 or bf16 (bf16 weights, fp32 LoRA parameters, bf16 autocast: LLaMA-Factory's --bf16). Prints JSON:
-# real (unpadded) tokens/s, peak RSS, mean loss. Not part of the tests; needs torch, transformers, peft and gguf
+# real (unpadded) tokens/s after the first (warm-up) step, peak RSS, mean loss. Not part of the tests; needs torch, transformers, peft and gguf
 # (e.g. in a venv): python3 launch/baseline-pytorch-sft.py fp32|bf16 [N=256]
 import json, os, resource, sys, time
 import torch
@@ -38,7 +38,9 @@ optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad]
 model.train()
 real, losses = 0, []
 started = time.time()
-for batch in batches:
+for step, batch in enumerate(batches):
+    if step == 1:  # the first step warms up (allocator, thread pool, kernels) and is not timed
+        real, started = 0, time.time()
     width = max(len(examples[i][0]) for i in batch)
     ids = torch.full((len(batch), width), tokenizer.eos_token_id)
     labels = torch.full((len(batch), width), -100)

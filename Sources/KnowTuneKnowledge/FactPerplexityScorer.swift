@@ -20,7 +20,8 @@ public protocol FactScoring: AnyObject {
 /// The prompt is the record's question in the template (`ChatTemplate.userContent(instruction:input:)`), the
 /// response is the fact **without EOS**: a fact is one part of an answer, so the model's belief that the answer
 /// ends after it is not part of its difficulty. A record's facts are scored in one `SequenceScorer.score` call of
-/// their own, so a fact's score does not depend on which other records share a rank (identical for any rank count).
+/// their own, the question's prompt run once for all of them, so a fact's score does not depend on which other records
+/// share a rank (identical for any rank count).
 public final class FactPerplexityScorer: FactScoring, @unchecked Sendable {
     public let tokenizer: any Tokenizer
     public let template: ChatTemplate
@@ -59,7 +60,7 @@ public final class FactPerplexityScorer: FactScoring, @unchecked Sendable {
             }
             return (prompt, response)
         }
-        return try scorer.score(pairs).enumerated().map { index, score in
+        return try scorer.score(pairs, sharingPrompts: true).enumerated().map { index, score in
             guard !score.meanNegativeLogLikelihood.isNaN else {
                 throw KnowTuneError.numerical("NaN log-likelihood for fact \(index) of question \"\(instruction.prefix(60))\"")
             }

@@ -1,5 +1,6 @@
 // Implements log-softmax cross-entropy over vocabulary rows: target log-probs and, in place, the logit gradient;
-// does not reduce over rows (callers weight and sum).
+// does not reduce over rows (callers weight and sum). The exp passes run in CKnowTuneElementwise.
+import CKnowTuneElementwise
 import Foundation
 
 public enum CrossEntropy {
@@ -11,18 +12,16 @@ public enum CrossEntropy {
                                logSumExp: UnsafeMutablePointer<Float>?, gradientWeights: UnsafePointer<Float>?) {
         for r in 0..<rows {
             let row = logits + r * V
-            var maximum = -Float.infinity
-            for j in 0..<V where row[j] > maximum { maximum = row[j] }
-            // Accumulate in Double: 49k terms in fp32 lose ~1e-6 relative, which matters for golden log-prob sums.
-            var sum: Double = 0
-            for j in 0..<V { sum += Double(expf(row[j] - maximum)) }
+            let maximum = kt_max(row, V)
+            // Accumulated in Double: 49k terms in fp32 lose ~1e-6 relative, which matters for golden log-prob sums.
+            let sum = kt_sum_exp_shifted(row, V, maximum)
             let lse = maximum + Float(log(sum))
             let target = Int(targets[r])
             logProbabilities[r] = row[target] - lse
             logSumExp?[r] = lse
             if let gradientWeights {
                 let weight = gradientWeights[r]
-                for j in 0..<V { row[j] = weight * expf(row[j] - lse) }
+                kt_scaled_exp_shifted(row, V, lse, weight)
                 row[target] -= weight
             }
         }
@@ -33,10 +32,8 @@ public enum CrossEntropy {
                                 logSumExp: UnsafePointer<Float>, weights: UnsafePointer<Float>, rows: Int, vocabularySize V: Int) {
         for r in 0..<rows {
             let row = logits + r * V
-            let weight = weights[r]
-            let lse = logSumExp[r]
-            for j in 0..<V { row[j] = weight * expf(row[j] - lse) }
-            row[Int(targets[r])] -= weight
+            kt_scaled_exp_shifted(row, V, logSumExp[r], weights[r])
+            row[Int(targets[r])] -= weights[r]
         }
     }
 }

@@ -1,9 +1,10 @@
 // Implements the model input of a group of preference pairs: the sequences `prompt + chosen` and `prompt + rejected`
 // packed end to end (pair-level: 2k and 2k+1; LF053's collator puts all chosen before all rejected, which changes
 // nothing here because packed sequences never attend to each other), and each pair's sums of target log-probs (TRL
-// `get_batch_logps` with average_log_prob=False). When sharing, each distinct sequence is packed once and the pairs
-// that contain it read the same sums (KC data: three pairs of one prompt share the chosen answer). Does not run the
-// model.
+// `get_batch_logps` with average_log_prob=False). When sharing (grouped DPO), each distinct prompt is packed once, as a
+// prefix, and each distinct (prompt, response) once, continuing it: the prompt's last token (which predicts the
+// answer's first) and the answer without its last token (which predicts nothing and is seen by nothing), so KC data's
+// three pairs of one prompt run the prompt once and the chosen answer once. Does not run the model.
 import KnowTuneData
 import KnowTuneModel
 
@@ -18,17 +19,32 @@ struct DPOPairBatch {
         let response: [Int32]
     }
 
-    /// Packs `pairs`; only answer tokens (EOS included) carry targets. `sharingSequences`: identical (prompt,
-    /// response) sequences are packed once.
+    /// Packs `pairs`; only answer tokens (EOS included) carry targets. `sharingSequences`: each distinct prompt and
+    /// each distinct (prompt, response) is packed once.
     init(_ pairs: [EncodedPair], sharingSequences: Bool) {
+        guard sharingSequences else {
+            for pair in pairs {
+                for response in [pair.chosen, pair.rejected] { packed.append(prompt: pair.prompt, response: response) }
+                chosenSequence.append(packed.sequenceCount - 2)
+                rejectedSequence.append(packed.sequenceCount - 1)
+            }
+            return
+        }
+        var prefixes: [[Int32]: Int] = [:]
         var seen: [SequenceKey: Int] = [:]
         func add(_ prompt: [Int32], _ response: [Int32]) -> Int {
             let key = SequenceKey(prompt: prompt, response: response)
-            if sharingSequences, let sequence = seen[key] { return sequence }
-            let sequence = packed.sequenceCount
-            packed.append(prompt: prompt, response: response)
-            if sharingSequences { seen[key] = sequence }
-            return sequence
+            if let sequence = seen[key] { return sequence }
+            if prompt.count > 1 {
+                let prefix = prefixes[prompt] ?? packed.appendPrefix(Array(prompt.dropLast()))
+                prefixes[prompt] = prefix
+                packed.append(continuing: prefix, ids: [prompt[prompt.count - 1]] + response.dropLast(),
+                              targets: response.isEmpty ? [-1] : response)
+            } else {
+                packed.append(prompt: prompt, response: response)  // no prompt to share
+            }
+            seen[key] = packed.sequenceCount - 1
+            return packed.sequenceCount - 1
         }
         for pair in pairs {
             chosenSequence.append(add(pair.prompt, pair.chosen))
@@ -45,14 +61,17 @@ struct DPOPairBatch {
         return sums
     }
 
-    /// Tokens the packed pairs run: every sequence, or each distinct one once when sharing.
+    /// Tokens the packed pairs run: every sequence, or each distinct prompt and answer once when sharing.
     static func tokenCount(_ pairs: [EncodedPair], sharingSequences: Bool) -> Int {
         guard sharingSequences else { return pairs.reduce(0) { $0 + $1.tokenCount } }
+        var prompts = Set<[Int32]>()
         var seen = Set<SequenceKey>()
         var tokens = 0
         for pair in pairs {
+            let shared = pair.prompt.count > 1
+            if shared, prompts.insert(pair.prompt).inserted { tokens += pair.prompt.count - 1 }
             for response in [pair.chosen, pair.rejected] where seen.insert(SequenceKey(prompt: pair.prompt, response: response)).inserted {
-                tokens += pair.prompt.count + response.count
+                tokens += shared ? max(response.count, 1) : pair.prompt.count + response.count
             }
         }
         return tokens

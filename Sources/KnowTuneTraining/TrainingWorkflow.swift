@@ -39,6 +39,7 @@ public enum TrainingWorkflow {
         logger.info("model \(model.source) [\(model.format)]: \(c.parameterCount) parameters; LoRA r=\(lora.layout.configuration.rank) "
                     + "alpha=\(lora.layout.configuration.alpha) on \(lora.layout.configuration.targets.map(\.moduleName).joined(separator: ",")): "
                     + "trainable params \(lora.count) (\(String(format: "%.4f", 100 * Double(lora.count) / Double(c.parameterCount + lora.count)))%)")
+        logger.info(OpenBLASCore.startupChoice?.description ?? "OpenBLAS kernels \(BLAS.coreName)")
         let capacity: (tokens: Int, sequence: Int)
         switch data {
         case let .pairs(pairs): capacity = DPOObjective.planCapacity(arguments: arguments, pairs: pairs)

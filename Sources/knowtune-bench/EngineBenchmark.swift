@@ -60,6 +60,14 @@ enum EngineBenchmark {
         return 2.0 * Double(m * n * k) / best / 1e9
     }
 
+    /// FLOPs of one LoRA training token (frozen base): 4 per weight of every product, the head included (forward and
+    /// the backward's dX), plus causal attention's score and value products forward and backward at `sequenceLength`.
+    static func modelFLOPsPerToken(_ c: LlamaConfiguration, sequenceLength T: Int) -> Double {
+        let matmulParameters = Double(c.parameterCount - c.vocabularySize * c.hiddenSize * (c.tieWordEmbeddings ? 0 : 1))
+        let attention = 3.0 * 4.0 * Double(c.layerCount * c.hiddenSize) * Double(T + 1) / 2
+        return 4 * matmulParameters + attention
+    }
+
     /// Peak resident set size of this process in MiB (ru_maxrss is in KiB on Linux).
     static func peakRSSMiB() -> Double {
         var usage = rusage()
@@ -95,9 +103,7 @@ enum EngineBenchmark {
         let M = batch.targetCount
         let weights = [Float](repeating: 1 / Float(M), count: M)
 
-        let matmulParameters = Double(c.parameterCount - c.vocabularySize * c.hiddenSize * (c.tieWordEmbeddings ? 0 : 1))
-        let attention = 3.0 * 4.0 * Double(c.layerCount * c.hiddenSize) * Double(T + 1) / 2
-        let flopsPerToken = 4 * matmulParameters + attention
+        let flopsPerToken = modelFLOPsPerToken(c, sequenceLength: T)
 
         var sgemm: [String: Double] = [:], tokensPerSecond: [String: Double] = [:], gflops: [String: Double] = [:]
         var fraction: [String: Double] = [:], stepTimes: [String: [Double]] = [:]

@@ -1,6 +1,9 @@
 // Implements the `knowtune-bench` command: runs a named benchmark and writes its JSON to stdout (or --output).
 // Usage: knowtune-bench engine [--model PATH] [--data dolly_train.json] [--steps N] [--threads 1,2] [--output F]
+//        knowtune-bench ceiling [--model PATH] [--sequence_length T]: the 1-thread sgemm 2048×576×576 GFLOP/s, the
+//        model's training FLOPs per token and the 2-rank × 1-thread ceiling in tokens/s they give (bench-sft.sh).
 import Foundation
+import KnowTuneModel
 import KnowTuneTensor
 
 func option(_ name: String, _ arguments: [String]) -> String? {
@@ -8,15 +11,29 @@ func option(_ name: String, _ arguments: [String]) -> String? {
     return arguments[index + 1]
 }
 
+OpenBLASCore.chooseKernels()  // before any product: OpenBLAS's kernel table is process-wide
 let arguments = Array(CommandLine.arguments.dropFirst())
 let repository = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 do {
-    guard arguments.first == "engine" else {
-        FileHandle.standardError.write(Data("usage: knowtune-bench engine [--model PATH] [--data FILE] [--steps N] [--threads 1,2] [--output FILE]\n".utf8))
+    guard arguments.first == "engine" || arguments.first == "ceiling" else {
+        FileHandle.standardError.write(Data(("usage: knowtune-bench engine [--model PATH] [--data FILE] [--steps N] [--threads 1,2] [--output FILE]\n"
+                                             + "       knowtune-bench ceiling [--model PATH] [--sequence_length T]\n").utf8))
         exit(2)
     }
     let modelPath = option("--model", arguments) ?? repository.appendingPathComponent("models/smollm2").path
+    if arguments.first == "ceiling" {
+        let configuration = try ModelLoader.describe(modelPath).configuration
+        let sequenceLength = Int(option("--sequence_length", arguments) ?? "256") ?? 256
+        BLAS.setThreadCount(1)
+        let sgemm = EngineBenchmark.sgemmGFLOPs()
+        let flops = EngineBenchmark.modelFLOPsPerToken(configuration, sequenceLength: sequenceLength)
+        let result: [String: Any] = ["openblas_core": BLAS.coreName, "sgemm_2048x576x576_gflops_1_thread": sgemm,
+                                     "model_flops_per_token": flops, "sequence_length": sequenceLength,
+                                     "ceiling_tokens_per_second_2x1": 2 * sgemm * 1e9 / flops]
+        print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+        exit(0)
+    }
     let dataPath = option("--data", arguments) ?? repository.appendingPathComponent("data/dolly/dolly_train.json").path
     let threads = (option("--threads", arguments) ?? "1,2").split(separator: ",").compactMap { Int($0) }
     let result = try EngineBenchmark.run(modelPath: modelPath, dataPath: dataPath, steps: Int(option("--steps", arguments) ?? "3") ?? 3,

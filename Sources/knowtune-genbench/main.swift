@@ -6,6 +6,7 @@ import KnowTuneGeneration
 import KnowTuneModel
 import KnowTuneTensor
 
+OpenBLASCore.chooseKernels()  // before any product: OpenBLAS's kernel table is process-wide
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
     FileHandle.standardError.write(Data("usage: knowtune-genbench MODEL [DOLLY_TEST_JSON]\n  (default dataset: data/dolly/dolly_test.json of the repository)\n".utf8))

@@ -3,6 +3,7 @@
 import Foundation
 import KnowTuneDistributed
 import KnowTuneModel
+import KnowTuneTensor
 
 let usage = """
     usage: knowtune-testkit mpi-selftest <collectives|consensus|local-error|mismatch|watchdog>
@@ -11,6 +12,7 @@ let usage = """
            knowtune-testkit cache-base --model PATH --base_dtype T [--cache DIR]
     """
 
+OpenBLASCore.chooseKernels()  // before any product: OpenBLAS's kernel table is process-wide
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "mpi-selftest"?:

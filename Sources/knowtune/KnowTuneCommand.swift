@@ -11,6 +11,12 @@ struct KnowTuneCommand: ParsableCommand {
         abstract: "LoRA fine-tuning of LLaMA-family models with the KnowTuning method, data-parallel over MPI.",
         subcommands: [TrainCommand.self, ScoreCommand.self, TokenizeCommand.self, MetricsCommand.self, ExportCommand.self, ChatCommand.self,
                       BuildKACommand.self, BuildKCCommand.self, JudgeCommand.self, APICommand.self])
+
+    /// OpenBLAS's kernels are chosen before any subcommand runs a product.
+    static func main() {
+        OpenBLASCore.chooseKernels()
+        main(nil)
+    }
 }
 
 /// Writes a line to stderr (stdout carries only machine-readable results).

@@ -156,6 +156,54 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// A sequence that continues a prefix held elsewhere computes the rows of prefix + sequence as one sequence,
+    /// forward and backward (the prefix's key and value gradients accumulate there; the prefix's rows get no loss).
+    func testAttentionContinuingAPrefixEqualsTheConcatenatedSequence() {
+        let P = 3, T = 4, L = P + T, H = 4, G = 2, D = 4, C = H * D, K = G * D
+        let query = random(L * C, seed: 21), key = random(L * K, seed: 22), value = random(L * K, seed: 23)
+        var upstream = random(L * C, seed: 24)
+        for index in 0..<(P * C) { upstream[index] = 0 }
+        var scores = [Float](repeating: 0, count: L * L), scores2 = scores
+        var output = [Float](repeating: 0, count: L * C), lse = [Float](repeating: 0, count: L * H)
+        CausalAttention.forward(output: &output, logSumExp: &lse, query: query, key: key, value: value, scores: &scores,
+                                positions: L, heads: H, kvHeads: G, headDimension: D, queryStride: C, keyStride: K)
+        var dq = [Float](repeating: 0, count: L * C), dk = [Float](repeating: 0, count: L * K), dv = dk
+        CausalAttention.backward(queryGradient: &dq, keyGradient: &dk, valueGradient: &dv, outputGradient: upstream, query: query,
+                                 key: key, value: value, output: output, logSumExp: lse, scores: &scores, scoreGradients: &scores2,
+                                 positions: L, heads: H, kvHeads: G, headDimension: D, queryStride: C, keyStride: K)
+
+        var continued = [Float](repeating: 0, count: T * C), continuedLSE = [Float](repeating: 0, count: T * H)
+        var continuedQ = [Float](repeating: 0, count: T * C), ownK = [Float](repeating: 0, count: T * K), ownV = ownK
+        var prefixK = [Float](repeating: 0, count: P * K), prefixV = prefixK
+        query.withUnsafeBufferPointer { q in key.withUnsafeBufferPointer { k in value.withUnsafeBufferPointer { v in
+        upstream.withUnsafeBufferPointer { up in
+            prefixK.withUnsafeMutableBufferPointer { pk in prefixV.withUnsafeMutableBufferPointer { pv in
+                let prefix = AttentionPrefix(key: k.baseAddress!, value: v.baseAddress!, keyGradient: pk.baseAddress!,
+                                             valueGradient: pv.baseAddress!, length: P)
+                CausalAttention.forward(output: &continued, logSumExp: &continuedLSE, query: q.baseAddress! + P * C,
+                                        key: k.baseAddress! + P * K, value: v.baseAddress! + P * K, prefix: prefix, scores: &scores,
+                                        positions: T, heads: H, kvHeads: G, headDimension: D, queryStride: C, keyStride: K)
+                CausalAttention.backward(queryGradient: &continuedQ, keyGradient: &ownK, valueGradient: &ownV,
+                                         outputGradient: up.baseAddress! + P * C, query: q.baseAddress! + P * C,
+                                         key: k.baseAddress! + P * K, value: v.baseAddress! + P * K, output: continued,
+                                         logSumExp: continuedLSE, prefix: prefix, scores: &scores, scoreGradients: &scores2,
+                                         positions: T, heads: H, kvHeads: G, headDimension: D, queryStride: C, keyStride: K)
+            } }
+        } } } }
+        func assertClose(_ actual: [Float], _ expected: ArraySlice<Float>, _ what: String) {
+            XCTAssertEqual(actual.count, expected.count)
+            for (a, e) in zip(actual, expected) { XCTAssertEqual(a, e, accuracy: 1e-5 * max(1, abs(e)), what) }
+        }
+        assertClose(continued, output[(P * C)...], "output")
+        assertClose(continuedLSE, lse[(P * H)...], "log-sum-exp")
+        assertClose(continuedQ, dq[(P * C)...], "dq")
+        assertClose(ownK, dk[(P * K)...], "dk of the sequence")
+        assertClose(ownV, dv[(P * K)...], "dv of the sequence")
+        assertClose(prefixK, dk[..<(P * K)], "dk of the prefix")
+        assertClose(prefixV, dv[..<(P * K)], "dv of the prefix")
+        XCTAssertGreaterThan(prefixK.map(abs).max()!, 1e-3)
+    }
+
     func testCrossEntropyLogProbabilitiesAndGradient() {
         let V = 6
         var logits: [Float] = [1, 2, 3, 0.5, -1, 0, 0, 0, 0, 0, 0, 10]

@@ -1,6 +1,6 @@
 // Tests grouped DPO (`--dpo_group_by_prompt`): with KC-shaped pairs (three pairs per prompt sharing the chosen
-// answer) the step over the same pairs gives the pair-level loss, gradient and TRL metrics while running fewer
-// tokens; the reference precompute gives the same log-probs; the grouped order keeps groups whole and equals the
+// answer) the step over the same pairs gives the pair-level loss, gradient and TRL metrics while running the prompt
+// and the chosen answer once; the reference precompute gives the same log-probs; the grouped order keeps groups whole and equals the
 // ungrouped order when every prompt is distinct.
 import Foundation
 import KnowTuneData
@@ -54,9 +54,17 @@ final class GroupedDPOTests: XCTestCase {
         let separate = DPOPairBatch(first, sharingSequences: false)
         let shared = DPOPairBatch(first, sharingSequences: true)
         XCTAssertEqual(separate.packed.sequenceCount, 6)
-        XCTAssertEqual(shared.packed.sequenceCount, 4)
-        XCTAssertEqual(shared.chosenSequence, [0, 0, 0])
-        XCTAssertEqual(shared.rejectedSequence, [1, 2, 3])
+        // The prompt once (a prefix without its last token), then the chosen and three rejected answers continuing it.
+        XCTAssertEqual(shared.packed.sequenceCount, 5)
+        XCTAssertEqual(shared.packed.prefixSequence, [-1, 0, 0, 0, 0])
+        XCTAssertEqual(shared.packed.length(ofSequence: 0), first[0].prompt.count - 1)
+        XCTAssertEqual(shared.chosenSequence, [1, 1, 1])
+        XCTAssertEqual(shared.rejectedSequence, [2, 3, 4])
+        XCTAssertEqual(shared.packed.targetCount, separate.packed.targetCount - 2 * first[0].chosen.count)
+        // The chosen answer continues the prompt at the prompt's last position.
+        let chosenStart = shared.packed.sequenceStarts[1]
+        XCTAssertEqual(shared.packed.positions[chosenStart], Int32(first[0].prompt.count - 1))
+        XCTAssertEqual(shared.packed.tokens[chosenStart], first[0].prompt.last)
         XCTAssertEqual(DPOPairBatch.tokenCount(first, sharingSequences: true), shared.packed.tokenCount)
         XCTAssertEqual(DPOPairBatch.tokenCount(first, sharingSequences: false), separate.packed.tokenCount)
         XCTAssertLessThan(shared.packed.tokenCount, separate.packed.tokenCount)

@@ -156,8 +156,8 @@ public final class LlamaDecoder {
             CausalAttention.forward(
                 output: plan.attentionOutput[layer] + start * C, logSumExp: plan.attentionLSE[layer] + start * H,
                 query: plan.query[layer] + start * C, key: plan.key[layer] + start * K,
-                value: plan.value[layer] + start * K, scores: plan.scores,
-                positions: T, heads: H, kvHeads: G, headDimension: D, queryStride: C, keyStride: K)
+                value: plan.value[layer] + start * K, prefix: attentionPrefix(of: b, batch: batch, layer: layer, plan: plan),
+                scores: plan.scores, positions: T, heads: H, kvHeads: G, headDimension: D, queryStride: C, keyStride: K)
         }
         middle.update(from: x, count: N * C)
         project(.output, layer: layer, input: plan.attentionOutput[layer], output: middle, accumulate: true,
@@ -173,6 +173,18 @@ public final class LlamaDecoder {
         if !recomputing { next.update(from: middle, count: N * C) }
         project(.down, layer: layer, input: plan.hidden, output: next, accumulate: true, rows: N,
                 plan: plan, lora: lora, dropout: dropout, batch: batch, savingOnly: recomputing)
+    }
+
+    /// The keys and values (and in backward their gradients) of the prefix sequence b continues, if any.
+    private func attentionPrefix(of b: Int, batch: PackedBatch, layer: Int, plan: ActivationPlan,
+                                 withGradients: Bool = false) -> AttentionPrefix? {
+        let prefix = batch.prefixSequence[b]
+        guard prefix >= 0 else { return nil }
+        let rows = batch.sequenceStarts[prefix] * configuration.kvDimension
+        return AttentionPrefix(key: plan.key[layer] + rows, value: plan.value[layer] + rows,
+                               keyGradient: withGradients ? plan.keyGradient + rows : nil,
+                               valueGradient: withGradients ? plan.valueGradient + rows : nil,
+                               length: batch.length(ofSequence: prefix))
     }
 
     /// Final RMSNorm on target rows, logits chunk by chunk, target log-probs; with weights, the head gradient.
@@ -290,7 +302,8 @@ public final class LlamaDecoder {
                         valueGradient: plan.valueGradient + start * K, outputGradient: plan.attentionGradient + start * C,
                         query: plan.query[layer] + start * C, key: plan.key[layer] + start * K,
                         value: plan.value[layer] + start * K, output: plan.attentionOutput[layer] + start * C,
-                        logSumExp: plan.attentionLSE[layer] + start * H, scores: plan.scores,
+                        logSumExp: plan.attentionLSE[layer] + start * H,
+                        prefix: attentionPrefix(of: b, batch: batch, layer: layer, plan: plan, withGradients: true), scores: plan.scores,
                         scoreGradients: plan.scoreGradients, positions: T, heads: H, kvHeads: G, headDimension: D,
                         queryStride: C, keyStride: K)
                 }

@@ -1,5 +1,8 @@
 // Implements the model's input: several variable-length sequences packed end to end with no padding, and the
-// target token each position predicts; does not tokenize or template.
+// target token each position predicts; does not tokenize or template. A sequence may continue another one, a shared
+// prefix without targets (a DPO group's prompt, run once for all of its answers): it attends to the whole prefix
+// before its own tokens and its positions go on from the prefix's length, so it computes what prefix + sequence
+// would as one sequence.
 import KnowTuneTensor
 
 public struct PackedBatch {
@@ -13,39 +16,56 @@ public struct PackedBatch {
     public private(set) var targets: [Int32] = []
     /// Index of each sequence's example in the global batch (keys LoRA dropout masks). [B]
     public private(set) var exampleIndices: [Int] = []
+    /// The sequence whose rows sequence b continues, or −1. [B]
+    public private(set) var prefixSequence: [Int] = []
 
     public init() {}
 
     public var tokenCount: Int { tokens.count }
     public var sequenceCount: Int { sequenceStarts.count - 1 }
     public var targetCount: Int { targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }
+    /// Rows of sequence b.
+    public func length(ofSequence b: Int) -> Int { sequenceStarts[b + 1] - sequenceStarts[b] }
+    /// The longest sequence a query sees: its own rows plus its prefix's.
     public var longestSequence: Int {
-        (0..<sequenceCount).map { sequenceStarts[$0 + 1] - sequenceStarts[$0] }.max() ?? 0
+        (0..<sequenceCount).map { length(ofSequence: $0) + (prefixSequence[$0] >= 0 ? length(ofSequence: prefixSequence[$0]) : 0) }.max() ?? 0
     }
 
     /// Adds one sequence with HF-style labels (same length as `ids`, −100 where no loss). Position t gets the
     /// target labels[t+1], so the last position never has one.
     public mutating func append(ids: [Int32], labels: [Int32], exampleIndex: Int? = nil) {
         precondition(ids.count == labels.count, "ids and labels differ in length")
-        precondition(!ids.isEmpty, "empty sequence")
-        tokens += ids
-        positions += (0..<ids.count).map { Int32($0) }
-        for t in 0..<ids.count {
-            let next = t + 1 < labels.count ? labels[t + 1] : -100
-            targets.append(next < 0 ? -1 : next)
-        }
-        exampleIndices.append(exampleIndex ?? exampleIndices.count)
-        sequenceStarts.append(tokens.count)
+        let shifted = (0..<labels.count).map { t -> Int32 in t + 1 < labels.count ? labels[t + 1] : -100 }
+        append(ids: ids, targets: shifted, exampleIndex: exampleIndex)
     }
 
     /// Adds one sequence with explicit next-token targets (position t predicts targets[t]; −1 for none), e.g. to
     /// give the last position a target that is not part of the input.
     public mutating func append(ids: [Int32], targets: [Int32], exampleIndex: Int? = nil) {
+        appendRows(ids: ids, targets: targets, exampleIndex: exampleIndex, continuing: nil)
+    }
+
+    /// Adds a shared prefix (no targets) that later sequences continue; returns its sequence index.
+    public mutating func appendPrefix(_ ids: [Int32], exampleIndex: Int? = nil) -> Int {
+        appendRows(ids: ids, targets: [Int32](repeating: -1, count: ids.count), exampleIndex: exampleIndex, continuing: nil)
+        return sequenceCount - 1
+    }
+
+    /// Adds a sequence that continues the prefix `prefix` (an index `appendPrefix` returned): position t predicts
+    /// targets[t], and its positions start at the prefix's length.
+    public mutating func append(continuing prefix: Int, ids: [Int32], targets: [Int32], exampleIndex: Int? = nil) {
+        precondition(prefix >= 0 && prefix < sequenceCount && prefixSequence[prefix] < 0, "a prefix must be a plain earlier sequence")
+        appendRows(ids: ids, targets: targets, exampleIndex: exampleIndex, continuing: prefix)
+    }
+
+    private mutating func appendRows(ids: [Int32], targets: [Int32], exampleIndex: Int?, continuing prefix: Int?) {
         precondition(ids.count == targets.count && !ids.isEmpty, "ids and targets differ in length")
+        let firstPosition = prefix.map { length(ofSequence: $0) } ?? 0
         tokens += ids
-        positions += (0..<ids.count).map { Int32($0) }
+        positions += (0..<ids.count).map { Int32(firstPosition + $0) }
         self.targets += targets.map { $0 < 0 ? -1 : $0 }
         exampleIndices.append(exampleIndex ?? exampleIndices.count)
+        prefixSequence.append(prefix ?? -1)
         sequenceStarts.append(tokens.count)
     }
 

@@ -1,5 +1,5 @@
 // Implements scoring of (prompt, response) id pairs: per-response-token log-probs and their mean NLL, many
-// sequences packed per forward pass; does not template or tokenize (callers do) and does not shard over ranks.
+// sequences packed per forward pass, a prompt shared by several responses optionally run once; does not template or tokenize (callers do) and does not shard over ranks.
 import KnowTuneTensor
 
 public struct SequenceScore: Codable, Equatable {
@@ -31,8 +31,10 @@ public final class SequenceScorer {
     }
 
     /// Scores each pair; pairs are packed into forwards of at most `tokenBudget` tokens (a longer single pair gets
-    /// its own pass). A response must have at least one token.
-    public func score(_ pairs: [(prompt: [Int32], response: [Int32])]) throws -> [SequenceScore] {
+    /// its own pass). A response must have at least one token. `sharingPrompts`: pairs of one prompt in the same
+    /// forward run the prompt once (PackedBatch's shared prefix, e.g. the facts of one KA record); the log-probs
+    /// are those of the separate sequences up to summation order.
+    public func score(_ pairs: [(prompt: [Int32], response: [Int32])], sharingPrompts: Bool = false) throws -> [SequenceScore] {
         let maxPositions = decoder.rotary.maxPositions
         for (index, pair) in pairs.enumerated() {
             guard !pair.response.isEmpty else { throw KnowTuneError.invalidInput("record \(index): empty response") }
@@ -43,28 +45,44 @@ public final class SequenceScorer {
             }
         }
         var results: [SequenceScore] = []
-        var start = 0
-        while start < pairs.count {
-            var end = start
-            var tokens = 0
-            while end < pairs.count, end == start || tokens + pairs[end].prompt.count + pairs[end].response.count <= tokenBudget {
-                tokens += pairs[end].prompt.count + pairs[end].response.count
-                end += 1
-            }
-            var batch = PackedBatch()
-            for pair in pairs[start..<end] { batch.append(prompt: pair.prompt, response: pair.response) }
-            let plan = planFitting(batch)
-            let logProbabilities = decoder.forward(batch: batch, plan: plan, lora: lora)
+        results.reserveCapacity(pairs.count)
+        var batch = PackedBatch()
+        var members: [(prompt: [Int32], response: [Int32])] = []
+        var prefixes: [[Int32]: Int] = [:]
+        func run() {
+            guard !members.isEmpty else { return }
+            let logProbabilities = decoder.forward(batch: batch, plan: planFitting(batch), lora: lora)
             var cursor = 0
-            for pair in pairs[start..<end] {
+            for pair in members {
                 let slice = Array(logProbabilities[cursor..<(cursor + pair.response.count)])
                 cursor += pair.response.count
                 let mean = -slice.reduce(0.0) { $0 + Double($1) } / Double(slice.count)
                 results.append(SequenceScore(ids: pair.prompt + pair.response, promptLength: pair.prompt.count,
                                              responseLogProbabilities: slice, meanNegativeLogLikelihood: mean))
             }
-            start = end
+            batch = PackedBatch()
+            members = []
+            prefixes = [:]
         }
+        for pair in pairs {
+            let shares = sharingPrompts && pair.prompt.count > 1
+            func cost() -> Int {
+                shares ? (prefixes[pair.prompt] == nil ? pair.prompt.count - 1 : 0) + pair.response.count
+                    : pair.prompt.count + pair.response.count
+            }
+            if !members.isEmpty, batch.tokenCount + cost() > tokenBudget { run() }
+            if shares {
+                // The prompt's last token predicts the response's first; the response's last token predicts nothing.
+                let prefix = prefixes[pair.prompt] ?? batch.appendPrefix(Array(pair.prompt.dropLast()))
+                prefixes[pair.prompt] = prefix
+                batch.append(continuing: prefix, ids: [pair.prompt[pair.prompt.count - 1]] + pair.response.dropLast(),
+                             targets: pair.response)
+            } else {
+                batch.append(prompt: pair.prompt, response: pair.response)
+            }
+            members.append(pair)
+        }
+        run()
         return results
     }
 
