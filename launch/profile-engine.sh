@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Where a training step's time goes (issue 16): perf samples (DWARF call graphs) of `knowtune-bench engine` (SmolLM2,
 # LoRA r=8 on q,v, batch 8 × 256, every position labelled; 1 OpenBLAS thread, STEPS steps after a warm-up), each sample
-# charged to the first category its stack shows: frozen products (FrozenLinear, the quantized and 16-bit kernels),
-# attention (CausalAttention, its sgemm included), head and loss (logit chunks, CrossEntropy), LoRA products (the
-# rank-r products inside the decoder's projections), norms (RMSNorm), RoPE, SwiGLU, AdamW, other. Writes
+# charged to the first category its stack shows, in this order: head and loss (logit chunks through the frozen head,
+# CrossEntropy), attention (CausalAttention, its sgemm included), frozen products (FrozenLinear, the quantized and
+# 16-bit kernels), LoRA products (the rank-r products inside the decoder's projections), norms (RMSNorm), RoPE, SwiGLU, AdamW, other. Writes
 # out/bench/profile-engine[-LABEL].json with each category's share and the same run's engine figures.
 #   launch/profile-engine.sh [LABEL]        (KNOWTUNE_BENCH: the knowtune-bench binary; default: build it)
 set -euo pipefail
@@ -17,16 +17,16 @@ mkdir -p out/bench
 data="$(mktemp /tmp/knowtune-profile.XXXXXX)"
 trap 'rm -f "$data" "$data.script"' EXIT
 OPENBLAS_NUM_THREADS=1 perf record -F "${FREQUENCY:-199}" --call-graph dwarf,16384 -o "$data" -- \
-    "$bench" engine --threads 1 --steps "${STEPS:-2}" --output "out/bench/profile-engine$label-run.json" > /dev/null
-perf script -i "$data" -F comm,sym 2> /dev/null > "$data.script"
+    "$bench" engine --model models/smollm2 --data data/dolly/dolly_train.json --threads 1 --steps "${STEPS:-2}" --output "out/bench/profile-engine$label-run.json" > /dev/null
+perf script -i "$data" -F comm,ip,sym 2> /dev/null > "$data.script"
 python3 - "$data.script" "out/bench/profile-engine$label.json" "out/bench/profile-engine$label-run.json" <<'PY'
 import json, sys
 script, output, run = sys.argv[1:4]
 # Swift's mangled names carry each type and method with its length; C kernels go by their own names.
 categories = [
-    ("frozen_products", ("12FrozenLinear", "kt_quant_", "kt_bf16_", "kt_half_")),
-    ("attention", ("15CausalAttention", "kt_softmax_row")),
     ("head_and_loss", ("12CrossEntropy", "16forEachLogitChunk", "11headForward", "12headGradient", "kt_sum_exp", "kt_scaled_exp", "kt_max")),
+    ("attention", ("15CausalAttention", "kt_softmax_row")),
+    ("frozen_products", ("12FrozenLinear", "kt_quant_", "kt_bf16_", "kt_half_")),
     ("lora_products", ("7project", "15projectBackward")),
     ("norms", ("7RMSNorm", "kt_rmsnorm")),
     ("rope", ("16RotaryEmbedding",)),

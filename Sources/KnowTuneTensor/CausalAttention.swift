@@ -1,6 +1,7 @@
 // Implements causal grouped-query softmax attention for one sequence, forward and backward, through sgemm per
 // head; does not keep the T×T probabilities (backward recomputes them from the saved log-sum-exp, as
-// FlashAttention does, so memory stays O(T) per head); the row softmax runs in CKnowTuneElementwise. A sequence may continue a shared prefix held elsewhere
+// FlashAttention does, so memory stays O(T) per head); rows go in blocks of 64 that compute scores only up to their
+// own last key (the masked half is skipped); the row softmax runs in CKnowTuneElementwise. A sequence may continue a shared prefix held elsewhere
 // (AttentionPrefix: a DPO group's prompt, computed once for all of its answers): every query then attends to all of
 // the prefix's keys before its own causal ones, and the prefix's key and value gradients accumulate from each
 // sequence that continues it.
@@ -29,6 +30,10 @@ public struct AttentionPrefix {
 }
 
 public enum CausalAttention {
+    /// Query rows per block: a block computes scores only up to its own last key, so the masked half of the T×T
+    /// products (and its softmax) is not computed.
+    static let rowBlock = 64
+
     /// out = softmax(q·[k_prefix; k]ᵀ/√D + causal mask)·[v_prefix; v]; logSumExp[T, H] is saved for backward.
     /// `scores` is scratch of at least T·(P+T) floats.
     public static func forward(
@@ -42,17 +47,21 @@ public enum CausalAttention {
         let P = prefix?.length ?? 0, W = P + T
         for h in 0..<H {
             let g = h / group
-            scaledScores(scores, query: query + h * D, key: key + g * D, prefix: prefix, kvOffset: g * D, scale: scale,
-                         T: T, P: P, D: D, queryStride: queryStride, keyStride: keyStride)
-            for i in 0..<T {
-                logSumExp[i * H + h] = kt_softmax_row(scores + i * W, P + i + 1, W)
+            for first in stride(from: 0, to: T, by: rowBlock) {
+                let rows = min(rowBlock, T - first), keys = first + rows  // own keys any row of the block sees
+                let block = scores + first * W
+                scaledScores(block, query: query + first * queryStride + h * D, key: key + g * D, prefix: prefix, kvOffset: g * D,
+                             scale: scale, rows: rows, keys: keys, P: P, W: W, D: D, queryStride: queryStride, keyStride: keyStride)
+                for i in first..<(first + rows) {
+                    logSumExp[i * H + h] = kt_softmax_row(scores + i * W, P + i + 1, P + keys)
+                }
+                let out = output + first * queryStride + h * D
+                if let prefix {
+                    BLAS.gemm(m: rows, n: D, k: P, a: block, lda: W, b: prefix.value + g * D, ldb: keyStride, c: out, ldc: queryStride)
+                }
+                BLAS.gemm(m: rows, n: D, k: keys, a: block + P, lda: W, b: value + g * D, ldb: keyStride,
+                          beta: prefix == nil ? 0 : 1, c: out, ldc: queryStride)
             }
-            if let prefix {
-                BLAS.gemm(m: T, n: D, k: P, a: scores, lda: W, b: prefix.value + g * D, ldb: keyStride,
-                          c: output + h * D, ldc: queryStride)
-            }
-            BLAS.gemm(m: T, n: D, k: T, a: scores + P, lda: W, b: value + g * D, ldb: keyStride,
-                      beta: prefix == nil ? 0 : 1, c: output + h * D, ldc: queryStride)
         }
     }
 
@@ -72,54 +81,56 @@ public enum CausalAttention {
         if let prefix { precondition(prefix.keyGradient != nil && prefix.valueGradient != nil, "a prefix's gradients are needed") }
         for h in 0..<H {
             let g = h / group
-            // Recompute P from the saved log-sum-exp; dP = dO·[v_prefix; v]ᵀ.
-            scaledScores(scores, query: query + h * D, key: key + g * D, prefix: prefix, kvOffset: g * D, scale: scale,
-                         T: T, P: P, D: D, queryStride: queryStride, keyStride: keyStride)
-            if let prefix {
-                BLAS.gemm(transposeB: true, m: T, n: P, k: D, a: outputGradient + h * D, lda: queryStride,
-                          b: prefix.value + g * D, ldb: keyStride, c: scoreGradients, ldc: W)
+            for first in stride(from: 0, to: T, by: rowBlock) {
+                let rows = min(rowBlock, T - first), keys = first + rows
+                let p = scores + first * W, dp = scoreGradients + first * W
+                let q = query + first * queryStride + h * D, dq = queryGradient + first * queryStride + h * D
+                let dout = outputGradient + first * queryStride + h * D
+                // Recompute P from the saved log-sum-exp; dP = dO·[v_prefix; v]ᵀ.
+                scaledScores(p, query: q, key: key + g * D, prefix: prefix, kvOffset: g * D, scale: scale, rows: rows, keys: keys,
+                             P: P, W: W, D: D, queryStride: queryStride, keyStride: keyStride)
+                if let prefix {
+                    BLAS.gemm(transposeB: true, m: rows, n: P, k: D, a: dout, lda: queryStride, b: prefix.value + g * D, ldb: keyStride,
+                              c: dp, ldc: W)
+                }
+                BLAS.gemm(transposeB: true, m: rows, n: keys, k: D, a: dout, lda: queryStride, b: value + g * D, ldb: keyStride,
+                          c: dp + P, ldc: W)
+                for i in first..<(first + rows) {
+                    // δ_i = Σ_d dO[i,d]·O[i,d] = Σ_j P[i,j]·dP[i,j]
+                    var delta: Float = 0
+                    let o = output + i * queryStride + h * D
+                    let doutRow = outputGradient + i * queryStride + h * D
+                    for d in 0..<D { delta += o[d] * doutRow[d] }
+                    kt_softmax_row_backward(scores + i * W, scoreGradients + i * W, P + i + 1, P + keys, logSumExp[i * H + h], delta)
+                }
+                // dq_h = scale·dS·[k_prefix; k] ; dk_g += scale·dSᵀ·q_h ; dv_g += Pᵀ·dO_h (each split at the prefix)
+                if let prefix, let prefixKeyGradient = prefix.keyGradient, let prefixValueGradient = prefix.valueGradient {
+                    BLAS.gemm(m: rows, n: D, k: P, alpha: scale, a: dp, lda: W, b: prefix.key + g * D, ldb: keyStride,
+                              c: dq, ldc: queryStride)
+                    BLAS.gemm(transposeA: true, m: P, n: D, k: rows, alpha: scale, a: dp, lda: W, b: q, ldb: queryStride, beta: 1,
+                              c: prefixKeyGradient + g * D, ldc: keyStride)
+                    BLAS.gemm(transposeA: true, m: P, n: D, k: rows, a: p, lda: W, b: dout, ldb: queryStride, beta: 1,
+                              c: prefixValueGradient + g * D, ldc: keyStride)
+                }
+                BLAS.gemm(m: rows, n: D, k: keys, alpha: scale, a: dp + P, lda: W, b: key + g * D, ldb: keyStride,
+                          beta: prefix == nil ? 0 : 1, c: dq, ldc: queryStride)
+                BLAS.gemm(transposeA: true, m: keys, n: D, k: rows, alpha: scale, a: dp + P, lda: W, b: q, ldb: queryStride,
+                          beta: 1, c: keyGradient + g * D, ldc: keyStride)
+                BLAS.gemm(transposeA: true, m: keys, n: D, k: rows, a: p + P, lda: W, b: dout, ldb: queryStride, beta: 1,
+                          c: valueGradient + g * D, ldc: keyStride)
             }
-            BLAS.gemm(transposeB: true, m: T, n: T, k: D, a: outputGradient + h * D, lda: queryStride,
-                      b: value + g * D, ldb: keyStride, c: scoreGradients + P, ldc: W)
-            for i in 0..<T {
-                let p = scores + i * W
-                let dp = scoreGradients + i * W
-                let lse = logSumExp[i * H + h]
-                let visible = P + i + 1
-                // δ_i = Σ_d dO[i,d]·O[i,d] = Σ_j P[i,j]·dP[i,j]
-                var delta: Float = 0
-                let o = output + i * queryStride + h * D
-                let dout = outputGradient + i * queryStride + h * D
-                for d in 0..<D { delta += o[d] * dout[d] }
-                kt_softmax_row_backward(p, dp, visible, W, lse, delta)
-            }
-            // dq_h = scale·dS·[k_prefix; k] ; dk_g += scale·dSᵀ·q_h ; dv_g += Pᵀ·dO_h (each split at the prefix)
-            if let prefix, let prefixKeyGradient = prefix.keyGradient, let prefixValueGradient = prefix.valueGradient {
-                BLAS.gemm(m: T, n: D, k: P, alpha: scale, a: scoreGradients, lda: W, b: prefix.key + g * D, ldb: keyStride,
-                          c: queryGradient + h * D, ldc: queryStride)
-                BLAS.gemm(transposeA: true, m: P, n: D, k: T, alpha: scale, a: scoreGradients, lda: W,
-                          b: query + h * D, ldb: queryStride, beta: 1, c: prefixKeyGradient + g * D, ldc: keyStride)
-                BLAS.gemm(transposeA: true, m: P, n: D, k: T, a: scores, lda: W, b: outputGradient + h * D,
-                          ldb: queryStride, beta: 1, c: prefixValueGradient + g * D, ldc: keyStride)
-            }
-            BLAS.gemm(m: T, n: D, k: T, alpha: scale, a: scoreGradients + P, lda: W, b: key + g * D, ldb: keyStride,
-                      beta: prefix == nil ? 0 : 1, c: queryGradient + h * D, ldc: queryStride)
-            BLAS.gemm(transposeA: true, m: T, n: D, k: T, alpha: scale, a: scoreGradients + P, lda: W,
-                      b: query + h * D, ldb: queryStride, beta: 1, c: keyGradient + g * D, ldc: keyStride)
-            BLAS.gemm(transposeA: true, m: T, n: D, k: T, a: scores + P, lda: W, b: outputGradient + h * D,
-                      ldb: queryStride, beta: 1, c: valueGradient + g * D, ldc: keyStride)
         }
     }
 
-    /// scores[T, P+T] = scale·q_h·[k_prefix; k]ᵀ for one head.
+    /// scores[rows, 0 ..< P + keys] (row stride W) = scale·q_h·[k_prefix; k[0 ..< keys]]ᵀ for one head and row block.
     private static func scaledScores(_ scores: UnsafeMutablePointer<Float>, query: UnsafePointer<Float>, key: UnsafePointer<Float>,
-                                     prefix: AttentionPrefix?, kvOffset: Int, scale: Float, T: Int, P: Int, D: Int,
-                                     queryStride: Int, keyStride: Int) {
+                                     prefix: AttentionPrefix?, kvOffset: Int, scale: Float, rows: Int, keys: Int, P: Int, W: Int,
+                                     D: Int, queryStride: Int, keyStride: Int) {
         if let prefix {
-            BLAS.gemm(transposeB: true, m: T, n: P, k: D, alpha: scale, a: query, lda: queryStride,
-                      b: prefix.key + kvOffset, ldb: keyStride, c: scores, ldc: P + T)
+            BLAS.gemm(transposeB: true, m: rows, n: P, k: D, alpha: scale, a: query, lda: queryStride,
+                      b: prefix.key + kvOffset, ldb: keyStride, c: scores, ldc: W)
         }
-        BLAS.gemm(transposeB: true, m: T, n: T, k: D, alpha: scale, a: query, lda: queryStride, b: key, ldb: keyStride,
-                  c: scores + P, ldc: P + T)
+        BLAS.gemm(transposeB: true, m: rows, n: keys, k: D, alpha: scale, a: query, lda: queryStride, b: key, ldb: keyStride,
+                  c: scores + P, ldc: W)
     }
 }

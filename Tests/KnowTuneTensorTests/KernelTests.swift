@@ -156,6 +156,50 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Past one 64-row block (rows in blocks compute scores only up to their own last key): outputs against a naive
+    /// softmax in Double at rows on both sides of the block edges, and backward against finite differences.
+    func testBlockedAttentionOnALongSequence() {
+        let T = 150, H = 2, G = 1, D = 8, C = H * D, K = G * D
+        var query = random(T * C, seed: 41), key = random(T * K, seed: 42)
+        let value = random(T * K, seed: 43), upstream = random(T * C, seed: 44)
+        var scores = [Float](repeating: 0, count: T * T), scores2 = scores
+        func forward(_ q: [Float], _ k: [Float]) -> (output: [Float], lse: [Float]) {
+            var output = [Float](repeating: 0, count: T * C), lse = [Float](repeating: 0, count: T * H)
+            CausalAttention.forward(output: &output, logSumExp: &lse, query: q, key: k, value: value, scores: &scores,
+                                    positions: T, heads: H, kvHeads: G, headDimension: D, queryStride: C, keyStride: K)
+            return (output, lse)
+        }
+        let (output, lse) = forward(query, key)
+        for i in [0, 63, 64, 127, 128, 149] {
+            for h in 0..<H {
+                let weights = (0...i).map { j in
+                    exp((0..<D).reduce(0.0) { $0 + Double(query[i * C + h * D + $1] * key[j * K + $1]) } / Double(D).squareRoot())
+                }
+                let total = weights.reduce(0, +)
+                XCTAssertEqual(Double(lse[i * H + h]), log(total), accuracy: 1e-5 * max(1, abs(log(total))))
+                for d in 0..<D {
+                    let expected = (0...i).reduce(0.0) { $0 + weights[$1] / total * Double(value[$1 * K + d]) }
+                    XCTAssertEqual(Double(output[i * C + h * D + d]), expected, accuracy: 1e-5, "row \(i) head \(h)")
+                }
+            }
+        }
+        var dq = [Float](repeating: 0, count: T * C), dk = [Float](repeating: 0, count: T * K), dv = dk
+        CausalAttention.backward(queryGradient: &dq, keyGradient: &dk, valueGradient: &dv, outputGradient: upstream, query: query,
+                                 key: key, value: value, output: output, logSumExp: lse, scores: &scores, scoreGradients: &scores2,
+                                 positions: T, heads: H, kvHeads: G, headDimension: D, queryStride: C, keyStride: K)
+        func objective(_ q: [Float], _ k: [Float]) -> Double {
+            zip(forward(q, k).output, upstream).reduce(0.0) { $0 + Double($1.0 * $1.1) }
+        }
+        for index in [3, 63 * C + 5, 64 * C + 9, 149 * C + 15] {
+            let numeric = numericGradient(&query, index) { objective($0, key) }
+            XCTAssertEqual(Double(dq[index]), numeric, accuracy: 2e-3 * max(1, abs(numeric)), "dq[\(index)]")
+        }
+        for index in [1, 63 * K + 2, 64 * K + 7, 100 * K + 4] {
+            let numeric = numericGradient(&key, index) { objective(query, $0) }
+            XCTAssertEqual(Double(dk[index]), numeric, accuracy: 2e-3 * max(1, abs(numeric)), "dk[\(index)]")
+        }
+    }
+
     /// A sequence that continues a prefix held elsewhere computes the rows of prefix + sequence as one sequence,
     /// forward and backward (the prefix's key and value gradients accumulate there; the prefix's rows get no loss).
     func testAttentionContinuingAPrefixEqualsTheConcatenatedSequence() {
