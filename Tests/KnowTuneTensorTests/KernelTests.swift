@@ -114,10 +114,12 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    func testCausalAttentionMatchesNaiveSoftmaxAndItsBackwardMatchesFiniteDifferences() {
-        let T = 5, H = 4, G = 2, D = 4, C = H * D, K = G * D
-        var query = random(T * C, seed: 11), key = random(T * K, seed: 12)
-        let value = random(T * K, seed: 13), upstream = random(T * C, seed: 14)
+    /// Causal attention of T random positions: outputs and log-sum-exps against a naive softmax in Double at `rows`
+    /// (every head), and dq, dk against finite differences at the given indices.
+    private func checkAttention(T: Int, H: Int, G: Int, D: Int, seed: UInt64, rows: [Int], queryIndices: [Int], keyIndices: [Int]) {
+        let C = H * D, K = G * D
+        var query = random(T * C, seed: seed), key = random(T * K, seed: seed + 1)
+        let value = random(T * K, seed: seed + 2), upstream = random(T * C, seed: seed + 3)
         var scores = [Float](repeating: 0, count: T * T), scores2 = scores
         func forward(_ q: [Float], _ k: [Float]) -> (output: [Float], lse: [Float]) {
             var output = [Float](repeating: 0, count: T * C), lse = [Float](repeating: 0, count: T * H)
@@ -126,59 +128,16 @@ final class KernelTests: XCTestCase {
             return (output, lse)
         }
         let (output, lse) = forward(query, key)
-        // Naive reference for head 3 (kv head 1), row 2.
-        let h = 3, g = 1, i = 2
-        var weights: [Double] = []
-        for j in 0...i {
-            var dot = 0.0
-            for d in 0..<D { dot += Double(query[i * C + h * D + d] * key[j * K + g * D + d]) }
-            weights.append(exp(dot / Double(D).squareRoot()))
-        }
-        let total = weights.reduce(0, +)
-        for d in 0..<D {
-            let expected = (0...i).reduce(0.0) { $0 + weights[$1] / total * Double(value[$1 * K + g * D + d]) }
-            XCTAssertEqual(Double(output[i * C + h * D + d]), expected, accuracy: 1e-5)
-        }
-        var dq = [Float](repeating: 0, count: T * C), dk = [Float](repeating: 0, count: T * K), dv = [Float](repeating: 0, count: T * K)
-        CausalAttention.backward(queryGradient: &dq, keyGradient: &dk, valueGradient: &dv, outputGradient: upstream, query: query,
-                                 key: key, value: value, output: output, logSumExp: lse, scores: &scores, scoreGradients: &scores2,
-                                 positions: T, heads: H, kvHeads: G, headDimension: D, queryStride: C, keyStride: K)
-        func objective(_ q: [Float], _ k: [Float]) -> Double {
-            zip(forward(q, k).output, upstream).reduce(0.0) { $0 + Double($1.0 * $1.1) }
-        }
-        for index in [0, 9, 37, 79] {
-            let numeric = numericGradient(&query, index) { objective($0, key) }
-            XCTAssertEqual(Double(dq[index]), numeric, accuracy: 2e-3 * max(1, abs(numeric)), "dq[\(index)]")
-        }
-        for index in [0, 13, 39] {
-            let numeric = numericGradient(&key, index) { objective(query, $0) }
-            XCTAssertEqual(Double(dk[index]), numeric, accuracy: 2e-3 * max(1, abs(numeric)), "dk[\(index)]")
-        }
-    }
-
-    /// Past one 64-row block (rows in blocks compute scores only up to their own last key): outputs against a naive
-    /// softmax in Double at rows on both sides of the block edges, and backward against finite differences.
-    func testBlockedAttentionOnALongSequence() {
-        let T = 150, H = 2, G = 1, D = 8, C = H * D, K = G * D
-        var query = random(T * C, seed: 41), key = random(T * K, seed: 42)
-        let value = random(T * K, seed: 43), upstream = random(T * C, seed: 44)
-        var scores = [Float](repeating: 0, count: T * T), scores2 = scores
-        func forward(_ q: [Float], _ k: [Float]) -> (output: [Float], lse: [Float]) {
-            var output = [Float](repeating: 0, count: T * C), lse = [Float](repeating: 0, count: T * H)
-            CausalAttention.forward(output: &output, logSumExp: &lse, query: q, key: k, value: value, scores: &scores,
-                                    positions: T, heads: H, kvHeads: G, headDimension: D, queryStride: C, keyStride: K)
-            return (output, lse)
-        }
-        let (output, lse) = forward(query, key)
-        for i in [0, 63, 64, 127, 128, 149] {
+        for i in rows {
             for h in 0..<H {
+                let g = h / (H / G)
                 let weights = (0...i).map { j in
-                    exp((0..<D).reduce(0.0) { $0 + Double(query[i * C + h * D + $1] * key[j * K + $1]) } / Double(D).squareRoot())
+                    exp((0..<D).reduce(0.0) { $0 + Double(query[i * C + h * D + $1] * key[j * K + g * D + $1]) } / Double(D).squareRoot())
                 }
                 let total = weights.reduce(0, +)
                 XCTAssertEqual(Double(lse[i * H + h]), log(total), accuracy: 1e-5 * max(1, abs(log(total))))
                 for d in 0..<D {
-                    let expected = (0...i).reduce(0.0) { $0 + weights[$1] / total * Double(value[$1 * K + d]) }
+                    let expected = (0...i).reduce(0.0) { $0 + weights[$1] / total * Double(value[$1 * K + g * D + d]) }
                     XCTAssertEqual(Double(output[i * C + h * D + d]), expected, accuracy: 1e-5, "row \(i) head \(h)")
                 }
             }
@@ -190,14 +149,25 @@ final class KernelTests: XCTestCase {
         func objective(_ q: [Float], _ k: [Float]) -> Double {
             zip(forward(q, k).output, upstream).reduce(0.0) { $0 + Double($1.0 * $1.1) }
         }
-        for index in [3, 63 * C + 5, 64 * C + 9, 149 * C + 15] {
+        for index in queryIndices {
             let numeric = numericGradient(&query, index) { objective($0, key) }
             XCTAssertEqual(Double(dq[index]), numeric, accuracy: 2e-3 * max(1, abs(numeric)), "dq[\(index)]")
         }
-        for index in [1, 63 * K + 2, 64 * K + 7, 100 * K + 4] {
+        for index in keyIndices {
             let numeric = numericGradient(&key, index) { objective(query, $0) }
             XCTAssertEqual(Double(dk[index]), numeric, accuracy: 2e-3 * max(1, abs(numeric)), "dk[\(index)]")
         }
+    }
+
+    func testCausalAttentionMatchesNaiveSoftmaxAndItsBackwardMatchesFiniteDifferences() {
+        checkAttention(T: 5, H: 4, G: 2, D: 4, seed: 11, rows: [0, 2, 4], queryIndices: [0, 9, 37, 79], keyIndices: [0, 13, 39])
+    }
+
+    /// Past one 64-row block (rows in blocks compute scores only up to their own last key), rows on both sides of
+    /// the block edges.
+    func testBlockedAttentionOnALongSequence() {
+        checkAttention(T: 150, H: 2, G: 1, D: 8, seed: 41, rows: [0, 63, 64, 127, 128, 149],
+                       queryIndices: [3, 63 * 16 + 5, 64 * 16 + 9, 149 * 16 + 15], keyIndices: [1, 63 * 8 + 2, 64 * 8 + 7, 100 * 8 + 4])
     }
 
     /// A sequence that continues a prefix held elsewhere computes the rows of prefix + sequence as one sequence,
