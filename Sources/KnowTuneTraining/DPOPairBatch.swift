@@ -2,9 +2,8 @@
 // packed end to end (pair-level: 2k and 2k+1; LF053's collator puts all chosen before all rejected, which changes
 // nothing here because packed sequences never attend to each other), and each pair's sums of target log-probs (TRL
 // `get_batch_logps` with average_log_prob=False). When sharing (grouped DPO), each distinct prompt is packed once, as a
-// prefix, and each distinct (prompt, response) once, continuing it: the prompt's last token (which predicts the
-// answer's first) and the answer without its last token (which predicts nothing and is seen by nothing), so KC data's
-// three pairs of one prompt run the prompt once and the chosen answer once. Does not run the model.
+// prefix, and each distinct (prompt, response) once, continuing it (PackedBatch's shared prompts), so KC data's three
+// pairs of one prompt run the prompt once and the chosen answer once. Does not run the model.
 import KnowTuneData
 import KnowTuneModel
 
@@ -35,14 +34,7 @@ struct DPOPairBatch {
         func add(_ prompt: [Int32], _ response: [Int32]) -> Int {
             let key = SequenceKey(prompt: prompt, response: response)
             if let sequence = seen[key] { return sequence }
-            if prompt.count > 1 {
-                let prefix = prefixes[prompt] ?? packed.appendPrefix(Array(prompt.dropLast()))
-                prefixes[prompt] = prefix
-                packed.append(continuing: prefix, ids: [prompt[prompt.count - 1]] + response.dropLast(),
-                              targets: response.isEmpty ? [-1] : response)
-            } else {
-                packed.append(prompt: prompt, response: response)  // no prompt to share
-            }
+            packed.append(prompt: prompt, response: response, sharing: &prefixes)
             seen[key] = packed.sequenceCount - 1
             return packed.sequenceCount - 1
         }

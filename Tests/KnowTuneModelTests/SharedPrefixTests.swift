@@ -28,10 +28,9 @@ final class SharedPrefixTests: XCTestCase {
         var separate = PackedBatch()
         for response in responses { separate.append(prompt: prompt, response: response) }
         var shared = PackedBatch()
-        let prefix = shared.appendPrefix(Array(prompt.dropLast()))
-        for response in responses {
-            shared.append(continuing: prefix, ids: [prompt.last!] + response.dropLast(), targets: response)
-        }
+        var prefixes: [[Int32]: Int] = [:]
+        for response in responses { shared.append(prompt: prompt, response: response, sharing: &prefixes) }
+        XCTAssertEqual(shared.prefixSequence, [-1, 0, 0, 0])
         XCTAssertEqual(shared.targetCount, separate.targetCount)
         XCTAssertEqual(shared.tokenCount, prompt.count - 1 + responses.reduce(0) { $0 + $1.count })
         XCTAssertEqual(shared.longestSequence, prompt.count + 7)

@@ -180,10 +180,10 @@ public final class LlamaDecoder {
                                  withGradients: Bool = false) -> AttentionPrefix? {
         let prefix = batch.prefixSequence[b]
         guard prefix >= 0 else { return nil }
-        let rows = batch.sequenceStarts[prefix] * configuration.kvDimension
-        return AttentionPrefix(key: plan.key[layer] + rows, value: plan.value[layer] + rows,
-                               keyGradient: withGradients ? plan.keyGradient + rows : nil,
-                               valueGradient: withGradients ? plan.valueGradient + rows : nil,
+        let offset = batch.sequenceStarts[prefix] * configuration.kvDimension
+        return AttentionPrefix(key: plan.key[layer] + offset, value: plan.value[layer] + offset,
+                               keyGradient: withGradients ? plan.keyGradient + offset : nil,
+                               valueGradient: withGradients ? plan.valueGradient + offset : nil,
                                length: batch.length(ofSequence: prefix))
     }
 

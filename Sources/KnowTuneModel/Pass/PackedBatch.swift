@@ -58,6 +58,18 @@ public struct PackedBatch {
         appendRows(ids: ids, targets: targets, exampleIndex: exampleIndex, continuing: prefix)
     }
 
+    /// Adds prompt + response, only the response under loss, with the prompt run once per batch: the first use of a
+    /// prompt packs it (without its last token) as a prefix recorded in `prefixes`, and every response continues it with
+    /// the prompt's last token (which predicts the response's first) and the response without its last token (which
+    /// predicts nothing and is seen by nothing). The response's log-probs are those of `append(prompt:response:)`. A
+    /// prompt of one token has nothing to share and is packed whole.
+    public mutating func append(prompt: [Int32], response: [Int32], sharing prefixes: inout [[Int32]: Int]) {
+        guard prompt.count > 1 else { return append(prompt: prompt, response: response) }
+        let prefix = prefixes[prompt] ?? appendPrefix(Array(prompt.dropLast()))
+        prefixes[prompt] = prefix
+        append(continuing: prefix, ids: [prompt[prompt.count - 1]] + response.dropLast(), targets: response.isEmpty ? [-1] : response)
+    }
+
     private mutating func appendRows(ids: [Int32], targets: [Int32], exampleIndex: Int?, continuing prefix: Int?) {
         precondition(ids.count == targets.count && !ids.isEmpty, "ids and targets differ in length")
         let firstPosition = prefix.map { length(ofSequence: $0) } ?? 0

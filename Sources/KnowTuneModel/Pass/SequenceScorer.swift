@@ -72,11 +72,7 @@ public final class SequenceScorer {
             }
             if !members.isEmpty, batch.tokenCount + cost() > tokenBudget { run() }
             if shares {
-                // The prompt's last token predicts the response's first; the response's last token predicts nothing.
-                let prefix = prefixes[pair.prompt] ?? batch.appendPrefix(Array(pair.prompt.dropLast()))
-                prefixes[pair.prompt] = prefix
-                batch.append(continuing: prefix, ids: [pair.prompt[pair.prompt.count - 1]] + pair.response.dropLast(),
-                             targets: pair.response)
+                batch.append(prompt: pair.prompt, response: pair.response, sharing: &prefixes)
             } else {
                 batch.append(prompt: pair.prompt, response: pair.response)
             }
