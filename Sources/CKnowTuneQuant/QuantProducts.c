@@ -95,8 +95,37 @@ KT_Q_AVX2 static inline float kt_q_sum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+// Q8_0 straight from its blocks: each block's 32 int8 widened in registers and scaled by d (the d·q of
+// kt_quant_dequantize, so the sums are the generic path's bit for bit), without the trip through the chunk buffer.
+KT_Q_AVX2 static void kt_q8_0_rows_avx2(float *Y, int ldc, const float *X, const uint8_t *W, int rows, int in, int out,
+                                        int accumulate) {
+    const int blocks = in / 32;
+    const size_t rowBytes = (size_t)blocks * 34;
+    for (int o = 0; o < out; o++) {
+        const uint8_t *w = W + (size_t)o * rowBytes;
+        __m256 sums[KT_Q_ROWS_MAX];
+        for (int r = 0; r < rows; r++) sums[r] = _mm256_setzero_ps();
+        for (int b = 0; b < blocks; b++) {
+            const uint8_t *block = w + (size_t)b * 34;
+            const __m256 d = _mm256_set1_ps(kt_q_half(kt_q_load16(block)));
+            for (int part = 0; part < 4; part++) {
+                const __m128i bytes = _mm_loadl_epi64((const __m128i *)(block + 2 + 8 * part));
+                const __m256 wk = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)));
+                for (int r = 0; r < rows; r++)
+                    sums[r] = _mm256_fmadd_ps(wk, _mm256_loadu_ps(X + (size_t)r * in + 32 * b + 8 * part), sums[r]);
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            float *y = Y + (size_t)r * ldc + o;
+            const float sum = kt_q_sum8(sums[r]);
+            *y = accumulate ? *y + sum : sum;
+        }
+    }
+}
+
 KT_Q_AVX2 static void kt_q_rows_avx2(int type, float *Y, int ldc, const float *X, const uint8_t *W, int rows, int in,
                                      int out, int accumulate) {
+    if (type == KT_QUANT_Q8_0) return kt_q8_0_rows_avx2(Y, ldc, X, W, rows, in, out, accumulate);
     float chunk[KT_Q_CHUNK] __attribute__((aligned(32)));
     const size_t rowBytes = kt_q_row_bytes(type, in);
     const int blockElements = kt_quant_block_elements(type), blockBytes = kt_quant_block_bytes(type);
