@@ -60,10 +60,9 @@ struct DPOPairBatch {
         var seen = Set<SequenceKey>()
         var tokens = 0
         for pair in pairs {
-            let shared = pair.prompt.count > 1
-            if shared, prompts.insert(pair.prompt).inserted { tokens += pair.prompt.count - 1 }
             for response in [pair.chosen, pair.rejected] where seen.insert(SequenceKey(prompt: pair.prompt, response: response)).inserted {
-                tokens += shared ? max(response.count, 1) : pair.prompt.count + response.count
+                let promptIsPacked = !prompts.insert(pair.prompt).inserted
+                tokens += PackedBatch.sharedRows(prompt: pair.prompt, response: response, promptIsPacked: promptIsPacked)
             }
         }
         return tokens

@@ -70,6 +70,13 @@ public struct PackedBatch {
         append(continuing: prefix, ids: [prompt[prompt.count - 1]] + response.dropLast(), targets: response.isEmpty ? [-1] : response)
     }
 
+    /// Rows `append(prompt:response:sharing:)` adds: the response's, plus the prompt's prefix when `promptIsPacked` is
+    /// false (batch sizes are planned by it, so it must match the packing exactly).
+    public static func sharedRows(prompt: [Int32], response: [Int32], promptIsPacked: Bool) -> Int {
+        guard prompt.count > 1 else { return prompt.count + response.count }
+        return (promptIsPacked ? 0 : prompt.count - 1) + max(response.count, 1)
+    }
+
     private mutating func appendRows(ids: [Int32], targets: [Int32], exampleIndex: Int?, continuing prefix: Int?) {
         precondition(ids.count == targets.count && !ids.isEmpty, "ids and targets differ in length")
         let firstPosition = prefix.map { length(ofSequence: $0) } ?? 0

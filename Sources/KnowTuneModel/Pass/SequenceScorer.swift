@@ -1,5 +1,6 @@
 // Implements scoring of (prompt, response) id pairs: per-response-token log-probs and their mean NLL, many
-// sequences packed per forward pass, a prompt shared by several responses optionally run once; does not template or tokenize (callers do) and does not shard over ranks.
+// sequences packed per forward pass, a prompt shared by several responses optionally run once; does not template or
+// tokenize (callers do) and does not shard over ranks.
 import KnowTuneTensor
 
 public struct SequenceScore: Codable, Equatable {
@@ -65,13 +66,12 @@ public final class SequenceScorer {
             prefixes = [:]
         }
         for pair in pairs {
-            let shares = sharingPrompts && pair.prompt.count > 1
             func cost() -> Int {
-                shares ? (prefixes[pair.prompt] == nil ? pair.prompt.count - 1 : 0) + pair.response.count
+                sharingPrompts ? PackedBatch.sharedRows(prompt: pair.prompt, response: pair.response, promptIsPacked: prefixes[pair.prompt] != nil)
                     : pair.prompt.count + pair.response.count
             }
             if !members.isEmpty, batch.tokenCount + cost() > tokenBudget { run() }
-            if shares {
+            if sharingPrompts {
                 batch.append(prompt: pair.prompt, response: pair.response, sharing: &prefixes)
             } else {
                 batch.append(prompt: pair.prompt, response: pair.response)
