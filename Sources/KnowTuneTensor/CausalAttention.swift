@@ -1,7 +1,9 @@
 // Implements causal grouped-query softmax attention for one sequence, forward and backward, through sgemm per
-// head; does not keep the T×T probabilities (backward recomputes them from the saved log-sum-exp, as
-// FlashAttention does, so memory stays O(T) per head); rows go in blocks of 64 that compute scores only up to their
-// own last key (the masked half is skipped); the row softmax runs in CKnowTuneElementwise. A sequence may continue a shared prefix held elsewhere
+// key/value head: the query heads that share it are stacked, so each product runs once for the group with its rows
+// (SmolLM2's 3 heads per key/value head: a third of the calls, each three times larger). Does not keep the T×T
+// probabilities (backward recomputes them from the saved log-sum-exp, as FlashAttention does, so memory stays O(T)
+// per head); rows go in blocks of 64 that compute scores only up to their own last key (the masked half is
+// skipped); the row softmax runs in CKnowTuneElementwise. A sequence may continue a shared prefix held elsewhere
 // (AttentionPrefix: a DPO group's prompt, computed once for all of its answers): every query then attends to all of
 // the prefix's keys before its own causal ones, and the prefix's key and value gradients accumulate from each
 // sequence that continues it.
@@ -34,8 +36,59 @@ public enum CausalAttention {
     /// products (and its softmax) is not computed.
     static let rowBlock = 64
 
+    /// Floats of the `scores` (and `scoreGradients`) scratch for sequences of up to W rows with their prefix: one
+    /// row block of every query head that shares a key/value head, stacked, by W keys, and two stacked [rows, D]
+    /// staging areas.
+    public static func scratchCount(sequenceLength W: Int, heads H: Int, kvHeads G: Int, headDimension D: Int) -> Int {
+        stackedRows(W: W, group: H / max(G, 1)) * (max(W, 1) + 2 * D)
+    }
+
+    private static func stackedRows(W: Int, group: Int) -> Int { group * max(min(rowBlock, W), 1) }
+
+    /// Where the query heads of one key/value head live for one row block: stacked in the scratch (row s = head
+    /// hh·rows + row r) when several heads share the key/value head, so each product runs once for all of them with
+    /// `group` times the rows; in place when the head is alone (no copies).
+    private struct Stack {
+        let group: Int, rows: Int, first: Int, firstHead: Int, D: Int, queryStride: Int
+        var count: Int { group * rows }
+        var isInPlace: Bool { group == 1 }
+        /// The stacked layout's leading dimension (D), or the sequence's row stride in place.
+        var stride: Int { isInPlace ? queryStride : D }
+
+        /// The block's rows of `source` ([T, H·D]), stacked into `staging`, or `source`'s own block in place.
+        func gather(_ source: UnsafePointer<Float>, into staging: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+            let block = source + first * queryStride + firstHead * D
+            guard !isInPlace else { return block }
+            for hh in 0..<group {
+                for r in 0..<rows {
+                    (staging + (hh * rows + r) * D).update(from: block + r * queryStride + hh * D, count: D)
+                }
+            }
+            return UnsafePointer(staging)
+        }
+
+        /// Where a product writes the block's rows of `destination` ([T, H·D]): `staging` to scatter afterwards, or
+        /// the block itself in place.
+        func target(_ destination: UnsafeMutablePointer<Float>, staging: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+            isInPlace ? destination + first * queryStride + firstHead * D : staging
+        }
+
+        func scatter(_ staging: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>) {
+            guard !isInPlace else { return }
+            let block = destination + first * queryStride + firstHead * D
+            for hh in 0..<group {
+                for r in 0..<rows {
+                    (block + r * queryStride + hh * D).update(from: staging + (hh * rows + r) * D, count: D)
+                }
+            }
+        }
+
+        /// Sequence row and query head of stacked row s.
+        func row(_ s: Int) -> (i: Int, h: Int) { (first + s % rows, firstHead + s / rows) }
+    }
+
     /// out = softmax(q·[k_prefix; k]ᵀ/√D + causal mask)·[v_prefix; v]; logSumExp[T, H] is saved for backward.
-    /// `scores` is scratch of at least T·(P+T) floats.
+    /// `scores` is scratch of `scratchCount(sequenceLength: P + T, …)` floats.
     public static func forward(
         output: UnsafeMutablePointer<Float>, logSumExp: UnsafeMutablePointer<Float>,
         query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>,
@@ -45,28 +98,33 @@ public enum CausalAttention {
         let scale = 1 / Float(D).squareRoot()
         let group = H / G
         let P = prefix?.length ?? 0, W = P + T
-        for h in 0..<H {
-            let g = h / group
+        let staged = stackedRows(W: W, group: group)
+        let queryStaging = scores + staged * W, outputStaging = queryStaging + staged * D
+        for g in 0..<G {
             for first in stride(from: 0, to: T, by: rowBlock) {
                 let rows = min(rowBlock, T - first), keys = first + rows  // own keys any row of the block sees
-                let block = scores + first * W
-                scaledScores(block, query: query + first * queryStride + h * D, key: key + g * D, prefix: prefix, kvOffset: g * D,
-                             scale: scale, rows: rows, keys: keys, P: P, W: W, D: D, queryStride: queryStride, keyStride: keyStride)
-                for i in first..<(first + rows) {
-                    logSumExp[i * H + h] = kt_softmax_row(scores + i * W, P + i + 1, P + keys)
+                let stack = Stack(group: group, rows: rows, first: first, firstHead: g * group, D: D, queryStride: queryStride)
+                let q = stack.gather(query, into: queryStaging)
+                scaledScores(scores, query: q, queryStride: stack.stride, key: key + g * D, prefix: prefix, kvOffset: g * D,
+                             scale: scale, rows: stack.count, keys: keys, P: P, W: W, D: D, keyStride: keyStride)
+                for s in 0..<stack.count {
+                    let (i, h) = stack.row(s)
+                    logSumExp[i * H + h] = kt_softmax_row(scores + s * W, P + i + 1, P + keys)
                 }
-                let out = output + first * queryStride + h * D
+                let out = stack.target(output, staging: outputStaging)
                 if let prefix {
-                    BLAS.gemm(m: rows, n: D, k: P, a: block, lda: W, b: prefix.value + g * D, ldb: keyStride, c: out, ldc: queryStride)
+                    BLAS.gemm(m: stack.count, n: D, k: P, a: scores, lda: W, b: prefix.value + g * D, ldb: keyStride, c: out,
+                              ldc: stack.stride)
                 }
-                BLAS.gemm(m: rows, n: D, k: keys, a: block + P, lda: W, b: value + g * D, ldb: keyStride,
-                          beta: prefix == nil ? 0 : 1, c: out, ldc: queryStride)
+                BLAS.gemm(m: stack.count, n: D, k: keys, a: scores + P, lda: W, b: value + g * D, ldb: keyStride,
+                          beta: prefix == nil ? 0 : 1, c: out, ldc: stack.stride)
+                stack.scatter(outputStaging, into: output)
             }
         }
     }
 
     /// Given dOut, writes dq (overwritten) and accumulates dk, dv and the prefix's gradients (callers zero them
-    /// first). `scores` and `scoreGradients` are scratch of at least T·(P+T) floats each.
+    /// first). `scores` and `scoreGradients` are scratch of `scratchCount(sequenceLength: P + T, …)` floats each.
     public static func backward(
         queryGradient: UnsafeMutablePointer<Float>, keyGradient: UnsafeMutablePointer<Float>,
         valueGradient: UnsafeMutablePointer<Float>, outputGradient: UnsafePointer<Float>,
@@ -79,53 +137,60 @@ public enum CausalAttention {
         let group = H / G
         let P = prefix?.length ?? 0, W = P + T
         if let prefix { precondition(prefix.keyGradient != nil && prefix.valueGradient != nil, "a prefix's gradients are needed") }
-        for h in 0..<H {
-            let g = h / group
+        let staged = stackedRows(W: W, group: group)
+        let queryStaging = scores + staged * W, outputGradientStaging = queryStaging + staged * D
+        let queryGradientStaging = scoreGradients + staged * W
+        let p = scores, dp = scoreGradients
+        for g in 0..<G {
             for first in stride(from: 0, to: T, by: rowBlock) {
                 let rows = min(rowBlock, T - first), keys = first + rows
-                let p = scores + first * W, dp = scoreGradients + first * W
-                let q = query + first * queryStride + h * D, dq = queryGradient + first * queryStride + h * D
-                let dout = outputGradient + first * queryStride + h * D
+                let stack = Stack(group: group, rows: rows, first: first, firstHead: g * group, D: D, queryStride: queryStride)
+                let q = stack.gather(query, into: queryStaging)
+                let dout = stack.gather(outputGradient, into: outputGradientStaging)
+                let dq = stack.target(queryGradient, staging: queryGradientStaging)
+                let S = stack.count, ld = stack.stride
                 // Recompute P from the saved log-sum-exp; dP = dO·[v_prefix; v]ᵀ.
-                scaledScores(p, query: q, key: key + g * D, prefix: prefix, kvOffset: g * D, scale: scale, rows: rows, keys: keys,
-                             P: P, W: W, D: D, queryStride: queryStride, keyStride: keyStride)
+                scaledScores(p, query: q, queryStride: ld, key: key + g * D, prefix: prefix, kvOffset: g * D, scale: scale,
+                             rows: S, keys: keys, P: P, W: W, D: D, keyStride: keyStride)
                 if let prefix {
-                    BLAS.gemm(transposeB: true, m: rows, n: P, k: D, a: dout, lda: queryStride, b: prefix.value + g * D, ldb: keyStride,
+                    BLAS.gemm(transposeB: true, m: S, n: P, k: D, a: dout, lda: ld, b: prefix.value + g * D, ldb: keyStride,
                               c: dp, ldc: W)
                 }
-                BLAS.gemm(transposeB: true, m: rows, n: keys, k: D, a: dout, lda: queryStride, b: value + g * D, ldb: keyStride,
+                BLAS.gemm(transposeB: true, m: S, n: keys, k: D, a: dout, lda: ld, b: value + g * D, ldb: keyStride,
                           c: dp + P, ldc: W)
-                for i in first..<(first + rows) {
+                for s in 0..<S {
+                    let (i, h) = stack.row(s)
                     // δ_i = Σ_d dO[i,d]·O[i,d] = Σ_j P[i,j]·dP[i,j]
                     var delta: Float = 0
                     let o = output + i * queryStride + h * D
                     let doutRow = outputGradient + i * queryStride + h * D
                     for d in 0..<D { delta += o[d] * doutRow[d] }
-                    kt_softmax_row_backward(scores + i * W, scoreGradients + i * W, P + i + 1, P + keys, logSumExp[i * H + h], delta)
+                    kt_softmax_row_backward(p + s * W, dp + s * W, P + i + 1, P + keys, logSumExp[i * H + h], delta)
                 }
-                // dq_h = scale·dS·[k_prefix; k] ; dk_g += scale·dSᵀ·q_h ; dv_g += Pᵀ·dO_h (each split at the prefix)
+                // dq = scale·dS·[k_prefix; k] ; dk_g += scale·dSᵀ·q ; dv_g += Pᵀ·dO (each split at the prefix), the
+                // group's heads summed by the products' inner dimension.
                 if let prefix, let prefixKeyGradient = prefix.keyGradient, let prefixValueGradient = prefix.valueGradient {
-                    BLAS.gemm(m: rows, n: D, k: P, alpha: scale, a: dp, lda: W, b: prefix.key + g * D, ldb: keyStride,
-                              c: dq, ldc: queryStride)
-                    BLAS.gemm(transposeA: true, m: P, n: D, k: rows, alpha: scale, a: dp, lda: W, b: q, ldb: queryStride, beta: 1,
+                    BLAS.gemm(m: S, n: D, k: P, alpha: scale, a: dp, lda: W, b: prefix.key + g * D, ldb: keyStride, c: dq, ldc: ld)
+                    BLAS.gemm(transposeA: true, m: P, n: D, k: S, alpha: scale, a: dp, lda: W, b: q, ldb: ld, beta: 1,
                               c: prefixKeyGradient + g * D, ldc: keyStride)
-                    BLAS.gemm(transposeA: true, m: P, n: D, k: rows, a: p, lda: W, b: dout, ldb: queryStride, beta: 1,
+                    BLAS.gemm(transposeA: true, m: P, n: D, k: S, a: p, lda: W, b: dout, ldb: ld, beta: 1,
                               c: prefixValueGradient + g * D, ldc: keyStride)
                 }
-                BLAS.gemm(m: rows, n: D, k: keys, alpha: scale, a: dp + P, lda: W, b: key + g * D, ldb: keyStride,
-                          beta: prefix == nil ? 0 : 1, c: dq, ldc: queryStride)
-                BLAS.gemm(transposeA: true, m: keys, n: D, k: rows, alpha: scale, a: dp + P, lda: W, b: q, ldb: queryStride,
+                BLAS.gemm(m: S, n: D, k: keys, alpha: scale, a: dp + P, lda: W, b: key + g * D, ldb: keyStride,
+                          beta: prefix == nil ? 0 : 1, c: dq, ldc: ld)
+                BLAS.gemm(transposeA: true, m: keys, n: D, k: S, alpha: scale, a: dp + P, lda: W, b: q, ldb: ld,
                           beta: 1, c: keyGradient + g * D, ldc: keyStride)
-                BLAS.gemm(transposeA: true, m: keys, n: D, k: rows, a: p + P, lda: W, b: dout, ldb: queryStride, beta: 1,
+                BLAS.gemm(transposeA: true, m: keys, n: D, k: S, a: p + P, lda: W, b: dout, ldb: ld, beta: 1,
                           c: valueGradient + g * D, ldc: keyStride)
+                stack.scatter(queryGradientStaging, into: queryGradient)
             }
         }
     }
 
-    /// scores[rows, 0 ..< P + keys] (row stride W) = scale·q_h·[k_prefix; k[0 ..< keys]]ᵀ for one head and row block.
-    private static func scaledScores(_ scores: UnsafeMutablePointer<Float>, query: UnsafePointer<Float>, key: UnsafePointer<Float>,
-                                     prefix: AttentionPrefix?, kvOffset: Int, scale: Float, rows: Int, keys: Int, P: Int, W: Int,
-                                     D: Int, queryStride: Int, keyStride: Int) {
+    /// scores[rows, 0 ..< P + keys] (row stride W) = scale·q·[k_prefix; k[0 ..< keys]]ᵀ for one row block.
+    private static func scaledScores(_ scores: UnsafeMutablePointer<Float>, query: UnsafePointer<Float>, queryStride: Int,
+                                     key: UnsafePointer<Float>, prefix: AttentionPrefix?, kvOffset: Int, scale: Float, rows: Int,
+                                     keys: Int, P: Int, W: Int, D: Int, keyStride: Int) {
         if let prefix {
             BLAS.gemm(transposeB: true, m: rows, n: P, k: D, alpha: scale, a: query, lda: queryStride,
                       b: prefix.key + kvOffset, ldb: keyStride, c: scores, ldc: W)

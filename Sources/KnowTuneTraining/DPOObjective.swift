@@ -22,6 +22,7 @@ public final class DPOObjective: TrainingObjective {
     /// Pairs of one prompt (`--dpo_group_by_prompt`): kept together, their shared sequences computed once.
     public let trainUnitGroups: TrainingUnitGroups?
     private let plan: ActivationPlan
+    private let passWorkload: PassWorkload
     /// The current step's global pair count.
     private var pairCount = 1.0
 
@@ -47,6 +48,7 @@ public final class DPOObjective: TrainingObjective {
         let capacity = DPOPairBatch.capacity(train, groups: trainUnitGroups, tokenBudget: arguments.training.tokenBudget)
         trainTokenCounts = train.map(\.tokenCount)
         longestSequence = capacity.sequence
+        passWorkload = PassWorkload(model)
         plan = ActivationPlan(model: model, loraLayout: loraLayout, tokenCapacity: capacity.tokens, sequenceCapacity: capacity.sequence,
                               recomputesLayers: recomputesLayers)
     }
@@ -83,6 +85,10 @@ public final class DPOObjective: TrainingObjective {
 
     public func tokenCount(ofUnits units: [Int]) -> Int {
         DPOPairBatch.tokenCount(units.map { train[$0] }, sharingSequences: trainUnitGroups != nil)
+    }
+
+    public func workload(ofUnits units: [Int]) -> Double {
+        passWorkload.flops(of: DPOPairBatch(units.map { train[$0] }, sharingSequences: trainUnitGroups != nil).packed)
     }
 
     public func beginStep(batch: [Int], step: Int) {

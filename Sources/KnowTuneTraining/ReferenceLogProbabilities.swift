@@ -38,7 +38,10 @@ public struct ReferenceLogProbabilities: Equatable {
         let clusters = groups?.members ?? pairs.indices.map { [$0] }
         let tokenCounts = clusters.map { DPOPairBatch.tokenCount($0.map { pairs[$0] }, sharingSequences: sharing) }
         // Each rank's pairs, in the order their values travel.
-        let clusterShards = BatchSharder.shard(tokenCounts: tokenCounts, rankCount: communicator.size)
+        let workload = PassWorkload(decoder.configuration)
+        let clusterShards = BatchSharder.shard(costs: clusters.map { cluster in
+            workload.flops(of: DPOPairBatch(cluster.map { pairs[$0] }, sharingSequences: sharing).packed)
+        }, rankCount: communicator.size)
         let shards = clusterShards.map { $0.flatMap { clusters[$0] } }
         let mine = clusterShards[communicator.rank]
         var local: [Double] = []

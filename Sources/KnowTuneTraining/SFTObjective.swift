@@ -13,6 +13,7 @@ public final class SFTObjective: TrainingObjective {
     let dropoutProbability: Float
     let seed: UInt64
     private let plan: ActivationPlan
+    private let passWorkload: PassWorkload
     /// The current step's weight per target (1 / the global batch's target count) and dropout.
     private var targetWeight: Float = 1
     private var dropout: LoRADropout?
@@ -48,11 +49,20 @@ public final class SFTObjective: TrainingObjective {
         validationTokenCounts = validation.map(\.tokenCount)
         let capacity = Self.planCapacity(arguments: arguments, train: train, validation: validation)
         longestSequence = capacity.sequence
+        passWorkload = PassWorkload(model)
         plan = ActivationPlan(model: model, loraLayout: loraLayout, tokenCapacity: capacity.tokens, sequenceCapacity: capacity.sequence,
                               recomputesLayers: recomputesLayers)
     }
 
     public func throughputAmount(ofUnit unit: Int) -> Int { trainTokenCounts[unit] }
+
+    public func workload(ofUnits units: [Int]) -> Double {
+        units.reduce(0) { sum, unit in
+            let example = train[unit]
+            return sum + passWorkload.flops(tokens: example.tokenCount, targets: targetCount(example),
+                                            attentionPairs: PassWorkload.attentionPairs(rows: example.tokenCount))
+        }
+    }
 
     /// Appends `example` with its loss targets: the response, or with --train_on_prompt every token after the first.
     func pack(_ example: EncodedExample, into batch: inout PackedBatch, keyed: Bool) {

@@ -94,7 +94,7 @@ public final class Trainer {
         let clusters = objective.trainUnitGroups?.clusters(of: batch) ?? batch.indices.map { [$0] }
         let clusterUnits = clusters.map { $0.map { batch[$0] } }
         let tokenCounts = clusterUnits.map { objective.tokenCount(ofUnits: $0) }
-        let mine = BatchSharder.shard(tokenCounts: tokenCounts, rankCount: communicator.size)[communicator.rank]
+        let mine = BatchSharder.shard(costs: clusterUnits.map { objective.workload(ofUnits: $0) }, rankCount: communicator.size)[communicator.rank]
         objective.beginStep(batch: batch, step: step)
         gradients.zero()
         // Every rank reduces a block of the same length, also a rank whose shard is empty.

@@ -42,6 +42,9 @@ public protocol TrainingObjective: AnyObject {
     /// share sequences may run fewer than the sum of their counts.
     func tokenCount(ofUnits units: [Int]) -> Int
 
+    /// The FLOPs a training pass over these units costs (PassWorkload): what ranks are balanced by.
+    func workload(ofUnits units: [Int]) -> Double
+
     /// Token count of each validation unit (empty: the objective does not evaluate).
     var validationTokenCounts: [Int] { get }
 
@@ -89,4 +92,6 @@ extension TrainingObjective {
     public var trainUnitGroups: TrainingUnitGroups? { nil }
 
     public func tokenCount(ofUnits units: [Int]) -> Int { units.reduce(0) { $0 + trainTokenCounts[$1] } }
+
+    public func workload(ofUnits units: [Int]) -> Double { Double(tokenCount(ofUnits: units)) }
 }

@@ -60,12 +60,10 @@ enum EngineBenchmark {
         return 2.0 * Double(m * n * k) / best / 1e9
     }
 
-    /// FLOPs of one LoRA training token (frozen base): 4 per weight of every product, the head included (forward and
-    /// the backward's dX), plus causal attention's score and value products forward and backward at `sequenceLength`.
+    /// FLOPs of one LoRA training token (frozen base) in sequences of `sequenceLength`, every position a target
+    /// (PassWorkload: the head included, attention at that length).
     static func modelFLOPsPerToken(_ c: LlamaConfiguration, sequenceLength T: Int) -> Double {
-        let matmulParameters = Double(c.parameterCount - c.vocabularySize * c.hiddenSize * (c.tieWordEmbeddings ? 0 : 1))
-        let attention = 3.0 * 4.0 * Double(c.layerCount * c.hiddenSize) * Double(T + 1) / 2
-        return 4 * matmulParameters + attention
+        PassWorkload(c).flopsPerToken(sequenceLength: T)
     }
 
     /// Peak resident set size of this process in MiB (ru_maxrss is in KiB on Linux).

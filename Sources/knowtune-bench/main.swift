@@ -2,6 +2,8 @@
 // Usage: knowtune-bench engine [--model PATH] [--data dolly_train.json] [--steps N] [--threads 1,2] [--output F]
 //        knowtune-bench ceiling [--model PATH] [--sequence_length T]: the 1-thread sgemm 2048×576×576 GFLOP/s, the
 //        model's training FLOPs per token and the 2-rank × 1-thread ceiling in tokens/s they give (bench-sft.sh).
+//        knowtune-bench attention [--lengths 64,150,256,512] [--heads 9 --kv_heads 3 --head_dimension 64]: one
+//        layer's attention forward + backward alone (one thread).
 import Foundation
 import KnowTuneModel
 import KnowTuneTensor
@@ -16,9 +18,19 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 let repository = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 do {
+    if arguments.first == "attention" {
+        BLAS.setThreadCount(1)
+        let result = AttentionBenchmark.run(
+            lengths: (option("--lengths", arguments) ?? "64,150,256,512").split(separator: ",").compactMap { Int($0) },
+            heads: Int(option("--heads", arguments) ?? "9") ?? 9, kvHeads: Int(option("--kv_heads", arguments) ?? "3") ?? 3,
+            headDimension: Int(option("--head_dimension", arguments) ?? "64") ?? 64, repeats: 20)
+        print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
+        exit(0)
+    }
     guard arguments.first == "engine" || arguments.first == "ceiling" else {
         FileHandle.standardError.write(Data(("usage: knowtune-bench engine [--model PATH] [--data FILE] [--steps N] [--threads 1,2] [--output FILE]\n"
-                                             + "       knowtune-bench ceiling [--model PATH] [--sequence_length T]\n").utf8))
+                                             + "       knowtune-bench ceiling [--model PATH] [--sequence_length T]\n"
+                                             + "       knowtune-bench attention [--lengths L,…] [--heads H] [--kv_heads G] [--head_dimension D]\n").utf8))
         exit(2)
     }
     let modelPath = option("--model", arguments) ?? repository.appendingPathComponent("models/smollm2").path

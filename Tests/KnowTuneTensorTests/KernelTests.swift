@@ -120,7 +120,8 @@ final class KernelTests: XCTestCase {
         let C = H * D, K = G * D
         var query = random(T * C, seed: seed), key = random(T * K, seed: seed + 1)
         let value = random(T * K, seed: seed + 2), upstream = random(T * C, seed: seed + 3)
-        var scores = [Float](repeating: 0, count: T * T), scores2 = scores
+        var scores = [Float](repeating: .nan, count: CausalAttention.scratchCount(sequenceLength: T, heads: H, kvHeads: G, headDimension: D))
+        var scores2 = scores
         func forward(_ q: [Float], _ k: [Float]) -> (output: [Float], lse: [Float]) {
             var output = [Float](repeating: 0, count: T * C), lse = [Float](repeating: 0, count: T * H)
             CausalAttention.forward(output: &output, logSumExp: &lse, query: q, key: k, value: value, scores: &scores,
@@ -170,6 +171,13 @@ final class KernelTests: XCTestCase {
                        queryIndices: [3, 63 * 16 + 5, 64 * 16 + 9, 149 * 16 + 15], keyIndices: [1, 63 * 8 + 2, 64 * 8 + 7, 100 * 8 + 4])
     }
 
+    /// One query head per key/value head (Llama-2-7B's layout): the products run on the sequence's rows in place,
+    /// across a block edge.
+    func testAttentionWithoutSharedKeyValueHeadsAcrossABlockEdge() {
+        checkAttention(T: 70, H: 2, G: 2, D: 8, seed: 51, rows: [0, 63, 64, 69],
+                       queryIndices: [5, 63 * 16 + 12, 69 * 16 + 3], keyIndices: [2, 64 * 16 + 9, 69 * 16 + 15])
+    }
+
     /// A sequence that continues a prefix held elsewhere computes the rows of prefix + sequence as one sequence,
     /// forward and backward (the prefix's key and value gradients accumulate there; the prefix's rows get no loss).
     func testAttentionContinuingAPrefixEqualsTheConcatenatedSequence() {
@@ -177,7 +185,8 @@ final class KernelTests: XCTestCase {
         let query = random(L * C, seed: 21), key = random(L * K, seed: 22), value = random(L * K, seed: 23)
         var upstream = random(L * C, seed: 24)
         for index in 0..<(P * C) { upstream[index] = 0 }
-        var scores = [Float](repeating: 0, count: L * L), scores2 = scores
+        var scores = [Float](repeating: .nan, count: CausalAttention.scratchCount(sequenceLength: L, heads: H, kvHeads: G, headDimension: D))
+        var scores2 = scores
         var output = [Float](repeating: 0, count: L * C), lse = [Float](repeating: 0, count: L * H)
         CausalAttention.forward(output: &output, logSumExp: &lse, query: query, key: key, value: value, scores: &scores,
                                 positions: L, heads: H, kvHeads: G, headDimension: D, queryStride: C, keyStride: K)

@@ -123,6 +123,22 @@ final class TrainingArgumentTests: XCTestCase {
         XCTAssertEqual(BatchSharder.shard(tokenCounts: [3], rankCount: 3).map(\.count), [1, 0, 0])
         XCTAssertEqual(BatchSharder.microBatches([0, 1, 2, 3], tokenCounts: [5, 5, 20, 1], budget: 10), [[0, 1], [2], [3]])
     }
+
+    /// Greedy placement puts 3 + 2 + 2 against 3 + 2; a swap then evens the ranks to 3 + 3 against 2 + 2 + 2.
+    func testShardsImproveOnGreedyPlacementBySwaps() {
+        let costs: [Double] = [3, 3, 2, 2, 2]
+        let shards = BatchSharder.shard(costs: costs, rankCount: 2)
+        XCTAssertEqual(shards.flatMap { $0 }.sorted(), Array(0..<5))
+        XCTAssertEqual(shards.map { $0.map { costs[$0] }.reduce(0, +) }, [6, 6])
+        XCTAssertEqual(shards, BatchSharder.shard(costs: costs, rankCount: 2), "the same split on every rank")
+        // Three ranks, costs that greedy placement leaves at 7 on the busiest rank: moves bring it to the optimum 6.
+        let three: [Double] = [4, 3, 3, 2, 2, 2, 2]
+        let split = BatchSharder.shard(costs: three, rankCount: 3)
+        XCTAssertEqual(split.flatMap { $0 }.sorted(), Array(0..<7))
+        XCTAssertEqual(split.map { $0.map { three[$0] }.reduce(0, +) }.max(), 6)
+        // Equal costs never trade places forever.
+        XCTAssertEqual(BatchSharder.shard(costs: [1, 1, 1], rankCount: 2).map(\.count).sorted(), [1, 2])
+    }
 }
 
 final class AdamWTests: XCTestCase {

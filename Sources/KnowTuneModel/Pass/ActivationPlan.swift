@@ -4,6 +4,7 @@
 //
 // Kernel letters: N tokens (capacity), C hidden, K kv dimension (G·D), F intermediate, H heads, T longest
 // sequence, r LoRA rank, M target rows (≤ N), V vocabulary.
+import KnowTuneTensor
 
 final class FloatArena {
     private(set) var allocations: [UnsafeMutablePointer<Float>] = []
@@ -91,8 +92,8 @@ public final class ActivationPlan {
     let loraScratch: UnsafeMutablePointer<Float>     // [N, r]
     let dropoutInput: UnsafeMutablePointer<Float>    // [N, max(C, F)] (only with dropout)
     let dropoutGradient: UnsafeMutablePointer<Float> // [N, max(C, F)] (only with dropout)
-    let scores: UnsafeMutablePointer<Float>          // [T, T]
-    let scoreGradients: UnsafeMutablePointer<Float>  // [T, T]
+    let scores: UnsafeMutablePointer<Float>          // CausalAttention.scratchCount
+    let scoreGradients: UnsafeMutablePointer<Float>  // CausalAttention.scratchCount
 
     /// Bytes allocated by this plan.
     public var byteCount: Int { arena.floatCount * 4 + tokenCapacity * 4 }
@@ -173,8 +174,10 @@ public final class ActivationPlan {
         let dropoutWidth = (loraLayout?.configuration.dropout ?? 0) > 0 ? N * max(C, F) : 1
         dropoutInput = arena.make(dropoutWidth)
         dropoutGradient = arena.make(dropoutWidth)
-        scores = arena.make(T * T)
-        scoreGradients = arena.make(T * T)
+        let scratch = CausalAttention.scratchCount(sequenceLength: T, heads: c.headCount, kvHeads: c.kvHeadCount,
+                                                   headDimension: c.headDimension)
+        scores = arena.make(scratch)
+        scoreGradients = arena.make(scratch)
     }
 
     deinit { targetIds.deallocate() }
