@@ -44,4 +44,10 @@ static inline size_t kt_q_row_bytes(int type, int in) {
     return (size_t)in / (size_t)kt_quant_block_elements(type) * (size_t)kt_quant_block_bytes(type);
 }
 
+// Runs task(context, part, parts) for part 0 … parts − 1, part 0 on the calling thread and the others on the
+// decoding team's workers (QuantThreads.c), and returns when all have finished. Fewer parts may run (parts = 1
+// when another product holds the team); a task must cover its share for whatever `parts` it is given.
+typedef void (*kt_q_part_fn)(void *context, int part, int parts);
+void kt_q_parallel(int parts, kt_q_part_fn task, void *context);
+
 #endif

@@ -1,7 +1,9 @@
 // Implements the products of a linear layer with a quantized weight W [out, in]: training's (tiles of W dequantized
-// into a per-thread buffer, then cblas_sgemm with OpenBLAS's threads) and decoding's few rows (each weight row
-// expanded 256 elements at a time into an L1 buffer and applied to every activation row, on the calling thread:
-// the quantized bytes are the memory traffic). Does not quantize.
+// into a per-thread buffer, then cblas_sgemm with OpenBLAS's threads) and decoding's few rows, split by output
+// feature over as many threads as OpenBLAS has (QuantThreads.c): Q8_0 weights meet activations quantized to 8 bits
+// per 32-element block as llama.cpp does (integer dot products, one scale product per block); other types, and Q8_0
+// when asked, keep fp32 activations and expand each weight row 256 elements at a time in L1. Either way a step reads
+// the quantized bytes once. Does not quantize weights.
 #include <cblas.h>
 #include <immintrin.h>
 #include <pthread.h>
@@ -83,7 +85,7 @@ static int kt_q_vectorised = 0;
 
 static void kt_q_probe(void) {
     __builtin_cpu_init();
-    kt_q_vectorised = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    kt_q_vectorised = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
 #define KT_Q_AVX2 __attribute__((target("avx2,fma")))
@@ -171,12 +173,173 @@ static void kt_q_rows_portable(int type, float *Y, int ldc, const float *X, cons
     }
 }
 
+// MARK: - Decoding rows with 8-bit activations
+
+// Activations quantized as llama.cpp's quantize_row_q8_0 does (d = max|x| / 127 per 32 elements, q = x / d rounded),
+// except that d stays fp32 rather than f16: rows × in int8 and rows × in/32 scales.
+static void kt_q8_activations(const float *X, int rows, int in, int8_t *q, float *d) {
+    const int blocks = in / 32;
+    for (int r = 0; r < rows; r++) {
+        for (int b = 0; b < blocks; b++) {
+            const float *x = X + (size_t)r * in + 32 * b;
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+            const float scale = amax / 127.0f, inverse = scale > 0 ? 1.0f / scale : 0.0f;
+            int8_t *out = q + (size_t)r * in + 32 * b;
+            for (int j = 0; j < 32; j++) out[j] = (int8_t)nearbyintf(x[j] * inverse);
+            d[(size_t)r * blocks + b] = scale;
+        }
+    }
+}
+
+#define KT_Q_AVX2_F16C __attribute__((target("avx2,fma,f16c")))
+
+// Y[r, o] (+)= Σ_blocks d_w·d_x·Σ q_w·q_x: |q_w| times q_x carrying q_w's sign, multiplied to int16 pairs and
+// summed to int32 (maddubs, madd; no overflow: |q| ≤ 127 for activations, 128 · 127 · 2 < 2¹⁵), one fused
+// multiply-add of the block's scale product per 8 lanes.
+KT_Q_AVX2_F16C static void kt_q8_0_rows_q8_avx2(float *Y, int ldc, const int8_t *xq, const float *xd, const uint8_t *W,
+                                                int rows, int in, int out, int accumulate) {
+    const int blocks = in / 32;
+    const size_t rowBytes = (size_t)blocks * 34;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int o = 0; o < out; o++) {
+        const uint8_t *w = W + (size_t)o * rowBytes;
+        __m256 sums[KT_Q_ROWS_MAX];
+        for (int r = 0; r < rows; r++) sums[r] = _mm256_setzero_ps();
+        for (int b = 0; b < blocks; b++) {
+            const uint8_t *block = w + (size_t)b * 34;
+            const float dw = _cvtsh_ss(kt_q_load16(block));
+            const __m256i qw = _mm256_loadu_si256((const __m256i *)(block + 2));
+            const __m256i magnitude = _mm256_sign_epi8(qw, qw);
+            for (int r = 0; r < rows; r++) {
+                const __m256i qx = _mm256_loadu_si256((const __m256i *)(xq + (size_t)r * in + 32 * b));
+                const __m256i pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(qx, qw));
+                const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
+                sums[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd[(size_t)r * blocks + b]), dot, sums[r]);
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            float *y = Y + (size_t)r * ldc + o;
+            const float sum = kt_q_sum8(sums[r]);
+            *y = accumulate ? *y + sum : sum;
+        }
+    }
+}
+
+// One activation row (batch-1 decoding): four output features at a time, so four independent accumulator chains
+// hide the fused multiply-add's latency that one row's chain of 18–344 blocks would wait on. Same sums as above,
+// lane by lane.
+KT_Q_AVX2_F16C static void kt_q8_0_row1_q8_avx2(float *Y, const int8_t *xq, const float *xd, const uint8_t *W, int in,
+                                                int out, int accumulate) {
+    const int blocks = in / 32;
+    const size_t rowBytes = (size_t)blocks * 34;
+    const __m256i ones = _mm256_set1_epi16(1);
+    int o = 0;
+    for (; o + 4 <= out; o += 4) {
+        const uint8_t *w0 = W + (size_t)o * rowBytes;
+        __m256 sums[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int b = 0; b < blocks; b++) {
+            const __m256i qx = _mm256_loadu_si256((const __m256i *)(xq + 32 * b));
+            const float dx = xd[b];
+            for (int k = 0; k < 4; k++) {
+                const uint8_t *block = w0 + (size_t)k * rowBytes + (size_t)b * 34;
+                const __m256i qw = _mm256_loadu_si256((const __m256i *)(block + 2));
+                const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+                const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
+                sums[k] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(kt_q_load16(block)) * dx), dot, sums[k]);
+            }
+        }
+        for (int k = 0; k < 4; k++) {
+            const float sum = kt_q_sum8(sums[k]);
+            Y[o + k] = accumulate ? Y[o + k] + sum : sum;
+        }
+    }
+    if (o < out) kt_q8_0_rows_q8_avx2(Y + o, 0, xq, xd, W + (size_t)o * rowBytes, 1, in, out - o, accumulate);
+}
+
+static void kt_q8_0_rows_q8_portable(float *Y, int ldc, const int8_t *xq, const float *xd, const uint8_t *W, int rows,
+                                     int in, int out, int accumulate) {
+    const int blocks = in / 32;
+    const size_t rowBytes = (size_t)blocks * 34;
+    for (int o = 0; o < out; o++) {
+        const uint8_t *w = W + (size_t)o * rowBytes;
+        for (int r = 0; r < rows; r++) {
+            float sum = 0;
+            for (int b = 0; b < blocks; b++) {
+                const int8_t *qw = (const int8_t *)(w + (size_t)b * 34 + 2), *qx = xq + (size_t)r * in + 32 * b;
+                int dot = 0;
+                for (int j = 0; j < 32; j++) dot += qw[j] * qx[j];
+                sum += kt_q_half(kt_q_load16(w + (size_t)b * 34)) * xd[(size_t)r * blocks + b] * (float)dot;
+            }
+            float *y = Y + (size_t)r * ldc + o;
+            *y = accumulate ? *y + sum : sum;
+        }
+    }
+}
+
+// MARK: - Dispatch
+
+typedef struct {
+    int type, ldc, rows, in, out, accumulate, mode;
+    float *Y;
+    const float *X;
+    const uint8_t *W;
+    const int8_t *xq;  // 8-bit activations, or NULL
+    const float *xd;
+} kt_q_rows_job;
+
+// Part `part` of `parts`: a contiguous range of output features, multiples of 8.
+static void kt_q_rows_part(void *context, int part, int parts) {
+    const kt_q_rows_job *job = context;
+    int share = (job->out + parts - 1) / parts;
+    share = (share + 7) / 8 * 8;
+    const int first = part * share, last = first + share < job->out ? first + share : job->out;
+    if (first >= last) return;
+    float *Y = job->Y + first;
+    const uint8_t *W = job->W + (size_t)first * kt_q_row_bytes(job->type, job->in);
+    const int out = last - first;
+    const int portable = (job->mode & KT_QUANT_ROWS_PORTABLE) || !kt_q_vectorised;
+    if (job->xq) {
+        if (portable) kt_q8_0_rows_q8_portable(Y, job->ldc, job->xq, job->xd, W, job->rows, job->in, out, job->accumulate);
+        else if (job->rows == 1) kt_q8_0_row1_q8_avx2(Y, job->xq, job->xd, W, job->in, out, job->accumulate);
+        else kt_q8_0_rows_q8_avx2(Y, job->ldc, job->xq, job->xd, W, job->rows, job->in, out, job->accumulate);
+    } else if (portable) {
+        kt_q_rows_portable(job->type, Y, job->ldc, job->X, W, job->rows, job->in, out, job->accumulate);
+    } else {
+        kt_q_rows_avx2(job->type, Y, job->ldc, job->X, W, job->rows, job->in, out, job->accumulate);
+    }
+}
+
+// Grown to the largest activations of this thread and kept, like the training tile.
+static _Thread_local int8_t *kt_q_activations = NULL;
+static _Thread_local size_t kt_q_activations_count = 0;
+
+// Below this many weights a product runs on the calling thread: waking the team costs more than it saves.
+#define KT_Q_PARALLEL_WEIGHTS (64 * 1024)
+
 int kt_quant_rows_linear(int type, float *Y, int ldc, const float *X, const void *W, int rows, int in, int out,
-                         int accumulate, int portable) {
+                         int accumulate, int mode) {
     if (rows < 0 || rows > KT_Q_ROWS_MAX) return -1;
     if (rows == 0 || out <= 0) return 0;
     pthread_once(&kt_q_probe_once, kt_q_probe);
-    if (kt_q_vectorised && !portable) kt_q_rows_avx2(type, Y, ldc, X, W, rows, in, out, accumulate);
-    else kt_q_rows_portable(type, Y, ldc, X, W, rows, in, out, accumulate);
+    kt_q_rows_job job = {type, ldc, rows, in, out, accumulate, mode, Y, X, W, NULL, NULL};
+    if (type == KT_QUANT_Q8_0 && !(mode & KT_QUANT_ROWS_FP32_ACTIVATIONS)) {
+        // int8 values, then (64-byte aligned) one float scale per block
+        const size_t count = (size_t)rows * in, scaleOffset = (count + 63) / 64 * 64;
+        const size_t bytes = scaleOffset + count / 32 * sizeof(float);
+        if (bytes > kt_q_activations_count) {
+            free(kt_q_activations);
+            kt_q_activations_count = (bytes + 63) / 64 * 64;
+            kt_q_activations = aligned_alloc(64, kt_q_activations_count);
+            if (!kt_q_activations) abort();
+        }
+        float *scaleBuffer = (float *)(kt_q_activations + scaleOffset);
+        kt_q8_activations(X, rows, in, kt_q_activations, scaleBuffer);
+        job.xq = kt_q_activations;
+        job.xd = scaleBuffer;
+    }
+    int parts = openblas_get_num_threads();
+    if ((size_t)out * (size_t)in < KT_Q_PARALLEL_WEIGHTS || out < 16) parts = 1;
+    kt_q_parallel(parts, kt_q_rows_part, &job);
     return 0;
 }

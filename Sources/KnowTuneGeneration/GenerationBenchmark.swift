@@ -28,6 +28,8 @@ public struct GenerationBenchmarkResult: Codable {
     public var maskShareOfDecodeStep: Double
     /// Building the vocabulary's byte trie (once per tokenizer).
     public var trieSeconds: Double
+    /// The batch-8 run's greedy tokens, one list per prompt: two bases or kernels are compared by where they part.
+    public var batch8TokenIds: [[Int32]]
 
     enum CodingKeys: String, CodingKey {
         case openBLASCore = "openblas_core", openBLASThreads = "openblas_threads", newTokens = "new_tokens"
@@ -35,6 +37,7 @@ public struct GenerationBenchmarkResult: Codable {
         case promptTokensPerSecond = "prompt_tokens_per_second", prompt512TokensPerSecond = "prompt512_tokens_per_second"
         case batch1 = "batch1", batch8 = "batch8", prompt512 = "prompt512", constrainedBatch1 = "constrained_batch1"
         case maskShareOfDecodeStep = "mask_share_of_decode_step", trieSeconds = "trie_seconds"
+        case batch8TokenIds = "batch8_token_ids"
     }
 }
 
@@ -53,15 +56,17 @@ public enum GenerationBenchmark {
         let configuration = GenerationConfiguration.greedy(maxNewTokens: newTokens)
 
         func measure(_ selected: [[Int32]], batchSize: Int, tokens: GenerationConfiguration,
-                     constraint: (() -> JSONConstraint)? = nil) throws -> GenerationStatistics {
+                     constraint: (() -> JSONConstraint)? = nil) throws -> (GenerationStatistics, [[Int32]]) {
             let generator = Generator(weights: model.weights, stopTokenIds: constraint == nil ? [] : [model.tokenizer.eosTokenId],
                                       batchSize: batchSize)
             // Warm-up: allocates the cache and touches every weight page.
             _ = try generator.generate(prompts: [selected[0]], exampleIndices: [0], configuration: .greedy(maxNewTokens: 2))
             var best: GenerationStatistics?
+            var outputs: [[Int32]] = []
             for _ in 0..<max(rounds, 1) {
-                _ = try generator.generate(prompts: selected, exampleIndices: Array(selected.indices), configuration: tokens,
+                outputs = try generator.generate(prompts: selected, exampleIndices: Array(selected.indices), configuration: tokens,
                                            constraints: constraint.map { make in selected.map { _ in make() } })
+                    .map { (try? $0.get()) ?? [] }
                 let round = generator.statistics
                 if let current = best {
                     best = round.decodeSeconds + round.prefillSeconds < current.decodeSeconds + current.prefillSeconds ? round : current
@@ -69,14 +74,14 @@ public enum GenerationBenchmark {
                     best = round
                 }
             }
-            return best ?? generator.statistics
+            return (best ?? generator.statistics, outputs)
         }
-        let batch1 = try measure(Array(prompts.prefix(batch1Prompts)), batchSize: 1, tokens: configuration)
-        let batch8 = try measure(Array(prompts.prefix(batch8Prompts)), batchSize: 8, tokens: configuration)
+        let batch1 = try measure(Array(prompts.prefix(batch1Prompts)), batchSize: 1, tokens: configuration).0
+        let (batch8, batch8TokenIds) = try measure(Array(prompts.prefix(batch8Prompts)), batchSize: 8, tokens: configuration)
         // A 512-token prompt from consecutive dolly prompts, one new token.
         var long: [Int32] = []
         for prompt in prompts where long.count < 512 { long += prompt }
-        let prompt512 = try measure([Array(long.prefix(512))], batchSize: 1, tokens: .greedy(maxNewTokens: 1))
+        let prompt512 = try measure([Array(long.prefix(512))], batchSize: 1, tokens: .greedy(maxNewTokens: 1)).0
         let trieStarted = Date()
         let trie = TokenByteTrie(tokenizer: model.tokenizer, vocabularySize: model.configuration.vocabularySize)
         let trieSeconds = Date().timeIntervalSince(trieStarted)
@@ -86,7 +91,7 @@ public enum GenerationBenchmark {
         ], required: ["question", "answer", "facts"]))
         let constrained = try measure(Array(prompts.prefix(batch1Prompts)), batchSize: 1, tokens: configuration) {
             JSONConstraint(grammar: grammar, trie: trie, stopTokenIds: [model.tokenizer.eosTokenId])
-        }
+        }.0
         let stepSeconds = batch1.decodeSeconds / Double(max(batch1.decodedTokens, 1))
         let maskSeconds = constrained.maskSeconds / Double(max(constrained.generatedTokens, 1))
         return GenerationBenchmarkResult(
@@ -96,7 +101,7 @@ public enum GenerationBenchmark {
             promptTokensPerSecond: Double(batch8.promptTokens) / batch8.prefillSeconds,
             prompt512TokensPerSecond: Double(prompt512.promptTokens) / prompt512.prefillSeconds,
             batch1: batch1, batch8: batch8, prompt512: prompt512, constrainedBatch1: constrained,
-            maskShareOfDecodeStep: maskSeconds / stepSeconds, trieSeconds: trieSeconds)
+            maskShareOfDecodeStep: maskSeconds / stepSeconds, trieSeconds: trieSeconds, batch8TokenIds: batch8TokenIds)
     }
 
     /// The `instruction` fields of an alpaca-format JSON list (`input` is empty in dolly_test).

@@ -18,10 +18,12 @@
 //
 // A 16-bit base (bf16, f16) goes to CKnowTuneBF16's row kernel for up to 8 rows (each weight row widened in
 // registers once for all rows, so only 16-bit bytes are read), a quantized one to CKnowTuneQuant's (each block
-// expanded in L1 once for all rows), and both to FrozenLinear above that.
+// read once for all rows, the output features split over OpenBLAS's thread count; Q8_0 against activations
+// quantized to 8 bits as llama.cpp does, unless KNOWTUNE_DECODE_ACTIVATIONS=fp32), and both to FrozenLinear above that.
 import CKnowTuneBF16
 import CKnowTuneQuant
 import COpenBLAS
+import Foundation
 import KnowTuneTensor
 
 enum RowProjection {
@@ -29,6 +31,10 @@ enum RowProjection {
     static let matrixVectorRowLimit = 8
     /// Floats of W read per block (2 MB).
     static let blockFloatCount = 512 * 1024
+    /// CKnowTuneQuant's decoding mode: 8-bit activations for Q8_0 (default), or fp32 ones, which compute what the
+    /// training products compute (`KNOWTUNE_DECODE_ACTIVATIONS=fp32`).
+    static let quantizedRowsMode: Int32 = ProcessInfo.processInfo.environment["KNOWTUNE_DECODE_ACTIVATIONS"] == "fp32"
+        ? Int32(KT_QUANT_ROWS_FP32_ACTIVATIONS) : 0
 
     /// Y[rows, out] (+)= X[rows, in]·Wᵀ for W stored [out, in] row-major; output rows are `outputStride` apart
     /// (default `outFeatures`), so several projections can write side by side into one wider row.
@@ -46,7 +52,7 @@ enum RowProjection {
                 let count = min(matrixVectorRowLimit, rows - start)
                 if let type = weight.encoding.quantType {
                     _ = kt_quant_rows_linear(type, output + start * ldc, Int32(ldc), input + start * inFeatures, weight.address,
-                                             Int32(count), Int32(inFeatures), Int32(outFeatures), accumulate ? 1 : 0, 0)
+                                             Int32(count), Int32(inFeatures), Int32(outFeatures), accumulate ? 1 : 0, quantizedRowsMode)
                 } else {
                     _ = kt_half_rows_linear(output + start * ldc, Int32(ldc), input + start * inFeatures,
                                             weight.address.assumingMemoryBound(to: UInt16.self), Int32(count),

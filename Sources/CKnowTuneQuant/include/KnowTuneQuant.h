@@ -3,8 +3,10 @@
 // linear layer with such a weight W [out, in] row-major (each row whole blocks):
 //  - training's products (any row count): tiles of W dequantized into a per-thread buffer and multiplied by
 //    cblas_sgemm, so the result is the fp32 product with the dequantized weight;
-//  - decoding's few rows (at most 8): each block read once for all rows and expanded in cache, activations fp32.
-// No call allocates except the per-thread tile buffer, kept between calls (kt_quant_release_workspace frees it).
+//  - decoding's few rows (at most 8): each block read once for all rows, on a team of threads; Q8_0 with 8-bit
+//    activations, the others expanded in cache against fp32 activations.
+// No call allocates except the per-thread tile and activation buffers, kept between calls (kt_quant_release_workspace
+// frees the tile), and the decoding team's threads, started once.
 #ifndef KNOWTUNE_QUANT_H
 #define KNOWTUNE_QUANT_H
 
@@ -38,10 +40,17 @@ void kt_quant_linear(int type, float *Y, const float *X, const void *W, int rows
 void kt_quant_linear_input_gradient(int type, float *dX, const float *dY, const void *W, int rows, int in, int out,
                                     float alpha, int accumulate);
 
-// Decoding: Y[r, o] (+)= Σₖ X[r, k]·W[o, k] for rows ≤ 8, output rows `ldc` floats apart; AVX2 when the CPU has it,
-// else portable C (`portable` = 1 forces it). Returns -1 for more than 8 rows.
+// Decoding: Y[r, o] (+)= Σₖ X[r, k]·W[o, k] for rows ≤ 8, output rows `ldc` floats apart, split by output feature
+// over OpenBLAS's thread count. Q8_0 quantizes the activations to 8 bits per 32-element block first (llama.cpp's
+// vec_dot_q8_0_q8_0, scales kept fp32) unless `mode` has KT_QUANT_ROWS_FP32_ACTIVATIONS; other types use fp32
+// activations. AVX2 when the CPU has it, else portable C (KT_QUANT_ROWS_PORTABLE forces it). Returns -1 for more
+// than 8 rows.
+enum {
+    KT_QUANT_ROWS_PORTABLE = 1,
+    KT_QUANT_ROWS_FP32_ACTIVATIONS = 2,
+};
 int kt_quant_rows_linear(int type, float *Y, int ldc, const float *X, const void *W, int rows, int in, int out,
-                         int accumulate, int portable);
+                         int accumulate, int mode);
 
 void kt_quant_release_workspace(void);
 
