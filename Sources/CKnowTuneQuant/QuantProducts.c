@@ -226,37 +226,6 @@ KT_Q_AVX2_F16C static void kt_q8_0_rows_q8_avx2(float *Y, int ldc, const int8_t 
     }
 }
 
-// One activation row (batch-1 decoding): four output features at a time, so four independent accumulator chains
-// hide the fused multiply-add's latency that one row's chain of 18–344 blocks would wait on. Same sums as above,
-// lane by lane.
-KT_Q_AVX2_F16C static void kt_q8_0_row1_q8_avx2(float *Y, const int8_t *xq, const float *xd, const uint8_t *W, int in,
-                                                int out, int accumulate) {
-    const int blocks = in / 32;
-    const size_t rowBytes = (size_t)blocks * 34;
-    const __m256i ones = _mm256_set1_epi16(1);
-    int o = 0;
-    for (; o + 4 <= out; o += 4) {
-        const uint8_t *w0 = W + (size_t)o * rowBytes;
-        __m256 sums[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (int b = 0; b < blocks; b++) {
-            const __m256i qx = _mm256_loadu_si256((const __m256i *)(xq + 32 * b));
-            const float dx = xd[b];
-            for (int k = 0; k < 4; k++) {
-                const uint8_t *block = w0 + (size_t)k * rowBytes + (size_t)b * 34;
-                const __m256i qw = _mm256_loadu_si256((const __m256i *)(block + 2));
-                const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
-                const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
-                sums[k] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(kt_q_load16(block)) * dx), dot, sums[k]);
-            }
-        }
-        for (int k = 0; k < 4; k++) {
-            const float sum = kt_q_sum8(sums[k]);
-            Y[o + k] = accumulate ? Y[o + k] + sum : sum;
-        }
-    }
-    if (o < out) kt_q8_0_rows_q8_avx2(Y + o, 0, xq, xd, W + (size_t)o * rowBytes, 1, in, out - o, accumulate);
-}
-
 static void kt_q8_0_rows_q8_portable(float *Y, int ldc, const int8_t *xq, const float *xd, const uint8_t *W, int rows,
                                      int in, int out, int accumulate) {
     const int blocks = in / 32;
@@ -301,7 +270,6 @@ static void kt_q_rows_part(void *context, int part, int parts) {
     const int portable = (job->mode & KT_QUANT_ROWS_PORTABLE) || !kt_q_vectorised;
     if (job->xq) {
         if (portable) kt_q8_0_rows_q8_portable(Y, job->ldc, job->xq, job->xd, W, job->rows, job->in, out, job->accumulate);
-        else if (job->rows == 1) kt_q8_0_row1_q8_avx2(Y, job->xq, job->xd, W, job->in, out, job->accumulate);
         else kt_q8_0_rows_q8_avx2(Y, job->ldc, job->xq, job->xd, W, job->rows, job->in, out, job->accumulate);
     } else if (portable) {
         kt_q_rows_portable(job->type, Y, job->ldc, job->X, W, job->rows, job->in, out, job->accumulate);

@@ -167,8 +167,8 @@ final class JSONConstraintTests: XCTestCase {
             // Favour a few tokens strongly at random, as a model does.
             for i in logits.indices { logits[i] = Float(generator.nextUnitFloat()) * 4 }
             logits.withUnsafeMutableBufferPointer { constraint.mask($0.baseAddress!, remainingTokens: budget - ids.count) }
-            let token = Sampler.draw(UnsafeMutableBufferPointer(start: &logits, count: logits.count),
-                                     uniform: Double(generator.nextUnitFloat()))
+            let uniform = Double(generator.nextUnitFloat())
+            let token = logits.withUnsafeMutableBufferPointer { Sampler.draw($0, uniform: uniform) }
             let chosen = constraint.accept(token)
             if chosen == stop { break }
             ids.append(chosen)
