@@ -28,8 +28,8 @@ public struct ReferenceLogProbabilities: Equatable {
         self.seconds = seconds
     }
 
-    /// Scores `pairs` with `decoder` (no adapter): each rank takes its token-balanced share, micro-batched under
-    /// `tokenBudget`, then every rank receives everything. With `groups`, a group's pairs stay together and the
+    /// Scores `pairs` with `decoder` (no adapter): each rank takes its work-balanced share (PassWorkload),
+    /// micro-batched under `tokenBudget`, then every rank receives everything. With `groups`, a group's pairs stay together and the
     /// sequences they share are scored once.
     public static func compute(pairs: [EncodedPair], groups: TrainingUnitGroups? = nil, decoder: LlamaDecoder, tokenBudget: Int,
                                communicator: any Communicator) throws -> ReferenceLogProbabilities {

@@ -1,5 +1,5 @@
 // Implements the one training loop every objective runs through (HF `_inner_training_loop` + accelerate's
-// `clip_grad_norm_`), data-parallel: each rank takes its token-balanced shard of every global batch, the objective
+// `clip_grad_norm_`), data-parallel: each rank takes its work-balanced shard of every global batch, the objective
 // runs forward + backward over the shard's micro-batches, one block of scalars and one fused gradient buffer are
 // all-reduced, then clipping and AdamW. The loop also owns the evaluation cadence and best-model tracking, logging
 // (as typed events), checkpoints, the SIGTERM/SIGUSR1 stop, fault-injection hooks, resume and the final export.

@@ -32,7 +32,7 @@ public protocol TrainingObjective: AnyObject {
     var unitName: String { get }
 
     /// Token count of each training unit. A unit (an example, a preference pair, a group of pairs) stays whole on
-    /// one rank and in one micro-batch; the loop balances ranks and fills micro-batches by these counts.
+    /// one rank and in one micro-batch; the loop fills micro-batches by these counts (and balances ranks by `workload`).
     var trainTokenCounts: [Int] { get }
 
     /// Training units that must stay together (shuffled as a block, one rank, one micro-batch), or nil.
