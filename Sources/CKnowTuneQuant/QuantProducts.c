@@ -12,24 +12,34 @@
 
 // MARK: - Workspace
 
-// Grown to the largest tile of this thread and kept: the products run hundreds of times per training step.
-static _Thread_local float *kt_q_workspace = NULL;
-static _Thread_local size_t kt_q_workspace_count = 0;
+// Per-thread buffers grown to the largest request and kept: the products run hundreds of times per training or
+// decoding step. One holds the dequantized weight tile, one the 8-bit activations of a decoding product.
+typedef struct {
+    void *data;
+    size_t bytes;
+} kt_q_buffer;
 
-static float *kt_q_reserve(size_t count) {
-    if (count <= kt_q_workspace_count) return kt_q_workspace;
-    free(kt_q_workspace);
-    const size_t bytes = (count * sizeof(float) + 4095) / 4096 * 4096;
-    kt_q_workspace = aligned_alloc(64, bytes);
-    if (!kt_q_workspace) abort();
-    kt_q_workspace_count = bytes / sizeof(float);
-    return kt_q_workspace;
+static _Thread_local kt_q_buffer kt_q_tile = {NULL, 0};
+static _Thread_local kt_q_buffer kt_q_activations = {NULL, 0};
+
+static void *kt_q_reserve(kt_q_buffer *buffer, size_t bytes) {
+    if (bytes <= buffer->bytes) return buffer->data;
+    free(buffer->data);
+    buffer->bytes = (bytes + 4095) / 4096 * 4096;
+    buffer->data = aligned_alloc(64, buffer->bytes);
+    if (!buffer->data) abort();
+    return buffer->data;
+}
+
+static void kt_q_release(kt_q_buffer *buffer) {
+    free(buffer->data);
+    buffer->data = NULL;
+    buffer->bytes = 0;
 }
 
 void kt_quant_release_workspace(void) {
-    free(kt_q_workspace);
-    kt_q_workspace = NULL;
-    kt_q_workspace_count = 0;
+    kt_q_release(&kt_q_tile);
+    kt_q_release(&kt_q_activations);
 }
 
 // MARK: - Training products
@@ -48,7 +58,7 @@ static void kt_q_run(int type, float *C, const float *A, const void *W, int rows
                      int accumulate, int inputGradient) {
     if (rows <= 0 || out <= 0 || in <= 0) return;
     const int tile = kt_q_tile_rows(in, out);
-    float *weights = kt_q_reserve((size_t)tile * in);
+    float *weights = kt_q_reserve(&kt_q_tile, (size_t)tile * in * sizeof(float));
     const size_t rowBytes = kt_q_row_bytes(type, in);
     for (int o = 0; o < out; o += tile) {
         const int tileRows = out - o < tile ? out - o : tile;
@@ -97,6 +107,15 @@ KT_Q_AVX2 static inline float kt_q_sum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+// Y[r, o] (+)= the horizontal sum of sums[r], for each row r.
+KT_Q_AVX2 static inline void kt_q_store_sums(float *Y, int ldc, int o, const __m256 *sums, int rows, int accumulate) {
+    for (int r = 0; r < rows; r++) {
+        float *y = Y + (size_t)r * ldc + o;
+        const float sum = kt_q_sum8(sums[r]);
+        *y = accumulate ? *y + sum : sum;
+    }
+}
+
 // Q8_0 straight from its blocks: each block's 32 int8 widened in registers and scaled by d (the d·q of
 // kt_quant_dequantize, so the sums are the generic path's bit for bit), without the trip through the chunk buffer.
 KT_Q_AVX2 static void kt_q8_0_rows_avx2(float *Y, int ldc, const float *X, const uint8_t *W, int rows, int in, int out,
@@ -117,11 +136,7 @@ KT_Q_AVX2 static void kt_q8_0_rows_avx2(float *Y, int ldc, const float *X, const
                     sums[r] = _mm256_fmadd_ps(wk, _mm256_loadu_ps(X + (size_t)r * in + 32 * b + 8 * part), sums[r]);
             }
         }
-        for (int r = 0; r < rows; r++) {
-            float *y = Y + (size_t)r * ldc + o;
-            const float sum = kt_q_sum8(sums[r]);
-            *y = accumulate ? *y + sum : sum;
-        }
+        kt_q_store_sums(Y, ldc, o, sums, rows, accumulate);
     }
 }
 
@@ -144,11 +159,7 @@ KT_Q_AVX2 static void kt_q_rows_avx2(int type, float *Y, int ldc, const float *X
                     sums[r] = _mm256_fmadd_ps(wk, _mm256_loadu_ps(X + (size_t)r * in + k + i), sums[r]);
             }
         }
-        for (int r = 0; r < rows; r++) {
-            float *y = Y + (size_t)r * ldc + o;
-            const float sum = kt_q_sum8(sums[r]);
-            *y = accumulate ? *y + sum : sum;
-        }
+        kt_q_store_sums(Y, ldc, o, sums, rows, accumulate);
     }
 }
 
@@ -218,11 +229,7 @@ KT_Q_AVX2_F16C static void kt_q8_0_rows_q8_avx2(float *Y, int ldc, const int8_t 
                 sums[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xd[(size_t)r * blocks + b]), dot, sums[r]);
             }
         }
-        for (int r = 0; r < rows; r++) {
-            float *y = Y + (size_t)r * ldc + o;
-            const float sum = kt_q_sum8(sums[r]);
-            *y = accumulate ? *y + sum : sum;
-        }
+        kt_q_store_sums(Y, ldc, o, sums, rows, accumulate);
     }
 }
 
@@ -278,10 +285,6 @@ static void kt_q_rows_part(void *context, int part, int parts) {
     }
 }
 
-// Grown to the largest activations of this thread and kept, like the training tile.
-static _Thread_local int8_t *kt_q_activations = NULL;
-static _Thread_local size_t kt_q_activations_count = 0;
-
 // Below this many weights a product runs on the calling thread: waking the team costs more than it saves.
 #define KT_Q_PARALLEL_WEIGHTS (64 * 1024)
 
@@ -294,16 +297,10 @@ int kt_quant_rows_linear(int type, float *Y, int ldc, const float *X, const void
     if (type == KT_QUANT_Q8_0 && !(mode & KT_QUANT_ROWS_FP32_ACTIVATIONS)) {
         // int8 values, then (64-byte aligned) one float scale per block
         const size_t count = (size_t)rows * in, scaleOffset = (count + 63) / 64 * 64;
-        const size_t bytes = scaleOffset + count / 32 * sizeof(float);
-        if (bytes > kt_q_activations_count) {
-            free(kt_q_activations);
-            kt_q_activations_count = (bytes + 63) / 64 * 64;
-            kt_q_activations = aligned_alloc(64, kt_q_activations_count);
-            if (!kt_q_activations) abort();
-        }
-        float *scaleBuffer = (float *)(kt_q_activations + scaleOffset);
-        kt_q8_activations(X, rows, in, kt_q_activations, scaleBuffer);
-        job.xq = kt_q_activations;
+        int8_t *values = kt_q_reserve(&kt_q_activations, scaleOffset + count / 32 * sizeof(float));
+        float *scaleBuffer = (float *)(values + scaleOffset);
+        kt_q8_activations(X, rows, in, values, scaleBuffer);
+        job.xq = values;
         job.xd = scaleBuffer;
     }
     int parts = openblas_get_num_threads();

@@ -6,7 +6,7 @@
 //  - decoding's few rows (at most 8): each block read once for all rows, on a team of threads; Q8_0 with 8-bit
 //    activations, the others expanded in cache against fp32 activations.
 // No call allocates except the per-thread tile and activation buffers, kept between calls (kt_quant_release_workspace
-// frees the tile), and the decoding team's threads, started once.
+// frees both), and the decoding team's threads, started once.
 #ifndef KNOWTUNE_QUANT_H
 #define KNOWTUNE_QUANT_H
 
