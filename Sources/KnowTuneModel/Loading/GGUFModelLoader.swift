@@ -56,7 +56,7 @@ public enum GGUFModelLoader {
     }
 
     /// One tensor the model reads: its GGUF name, HF name and shape, and the rotary heads to un-permute.
-    private struct TensorSlot {
+    struct TensorSlot {
         let name: String
         let hfName: String
         let rows: Int
@@ -67,8 +67,8 @@ public enum GGUFModelLoader {
         var ggufShape: [Int] { columns == 1 ? [rows] : [columns, rows] }
     }
 
-    /// The slots by HF name.
-    private static func slots(_ c: LlamaConfiguration) -> [String: TensorSlot] {
+    /// The slots by HF name; built once per load and handed to each tensor's read or copy.
+    static func slots(_ c: LlamaConfiguration) -> [String: TensorSlot] {
         var slots = [
             TensorSlot(name: "token_embd.weight", hfName: LlamaTensorName.embedding, rows: c.vocabularySize, columns: c.hiddenSize),
             TensorSlot(name: "output_norm.weight", hfName: LlamaTensorName.finalNorm, rows: c.hiddenSize, columns: 1),
@@ -111,16 +111,17 @@ public enum GGUFModelLoader {
     public static func weights(of file: GGUFFile, configuration c: LlamaConfiguration) throws -> LlamaWeights {
         try checkTensors(of: file, configuration: c)
         let weights = LlamaWeights(configuration: c)
+        let slots = slots(c)
         for tensor in weights.namedTensors() {
-            try read(tensor.name, from: file, configuration: c, into: tensor.pointer)
+            try read(tensor.name, from: file, slots: slots, into: tensor.pointer)
         }
         return weights
     }
 
     /// HF tensor `name` as fp32, in HF row order.
-    public static func read(_ name: String, from file: GGUFFile, configuration c: LlamaConfiguration,
-                            into destination: UnsafeMutablePointer<Float>) throws {
-        guard let slot = slots(c)[name] else { throw KnowTuneError.badFormat(path: file.path, reason: "no GGUF tensor for \(name)") }
+    static func read(_ name: String, from file: GGUFFile, slots: [String: TensorSlot],
+                     into destination: UnsafeMutablePointer<Float>) throws {
+        guard let slot = slots[name] else { throw KnowTuneError.badFormat(path: file.path, reason: "no GGUF tensor for \(name)") }
         let info = try file.tensor(named: slot.name)
         guard let heads = slot.unpermuteHeads else {
             try GGUFDequantizer.dequantise(info, in: file, into: destination)
@@ -135,9 +136,9 @@ public enum GGUFModelLoader {
 
     /// HF tensor `name` copied as stored (its blocks unchanged), in HF row order; the caller checked that the file
     /// holds it in a type KnowTune computes with (`sourceEncodings`).
-    public static func copyStored(_ name: String, from file: GGUFFile, configuration c: LlamaConfiguration,
-                                  into destination: UnsafeMutableRawPointer) throws {
-        guard let slot = slots(c)[name] else { throw KnowTuneError.badFormat(path: file.path, reason: "no GGUF tensor for \(name)") }
+    static func copyStored(_ name: String, from file: GGUFFile, slots: [String: TensorSlot],
+                           into destination: UnsafeMutableRawPointer) throws {
+        guard let slot = slots[name] else { throw KnowTuneError.badFormat(path: file.path, reason: "no GGUF tensor for \(name)") }
         let info = try file.tensor(named: slot.name)
         let bytes = try file.data(of: info)
         guard let heads = slot.unpermuteHeads else {

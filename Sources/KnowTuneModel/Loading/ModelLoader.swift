@@ -85,13 +85,7 @@ public enum ModelLoader {
     public static func describe(_ path: String) throws -> ModelDescription {
         switch try resolve(path) {
         case let .gguf(file):
-            let gguf = try GGUFFile(path: file)
-            let types = Set(gguf.tensors.map(\.type.name)).sorted().joined(separator: "/")
-            let configuration = try GGUFModelLoader.configuration(of: gguf)
-            return ModelDescription(configuration: configuration,
-                                    tokenizer: try GGUFModelLoader.tokenizer(of: gguf), source: file,
-                                    format: "GGUF v\(gguf.version) (\(types))", weightFiles: [file],
-                                    sourceEncodings: GGUFModelLoader.sourceEncodings(of: gguf, configuration: configuration))
+            return try describe(GGUFFile(path: file))
         case let .huggingFace(folder):
             let shards = try safetensorsShards(folder)
             return ModelDescription(configuration: try huggingFaceConfiguration((folder as NSString).appendingPathComponent("config.json")),
@@ -101,15 +95,27 @@ public enum ModelLoader {
         }
     }
 
+    static func describe(_ gguf: GGUFFile) throws -> ModelDescription {
+        let types = Set(gguf.tensors.map(\.type.name)).sorted().joined(separator: "/")
+        let configuration = try GGUFModelLoader.configuration(of: gguf)
+        return ModelDescription(configuration: configuration,
+                                tokenizer: try GGUFModelLoader.tokenizer(of: gguf), source: gguf.path,
+                                format: "GGUF v\(gguf.version) (\(types))", weightFiles: [gguf.path],
+                                sourceEncodings: GGUFModelLoader.sourceEncodings(of: gguf, configuration: configuration))
+    }
+
     /// Loads `path` with its base in `precision`, streamed tensor by tensor into the buffer (WeightStreamer), so
     /// that a quantized or 16-bit base never exists in fp32 as a whole.
     public static func load(_ path: String, precision: BasePrecision) throws -> LoadedModel {
         guard precision != .fp32 else { return try load(path) }
-        let description = try describe(path)
+        // A GGUF header (its vocabulary included) is parsed once, for the description and the weights.
+        var opened: GGUFFile?
+        if case let .gguf(file) = try resolve(path) { opened = try GGUFFile(path: file) }
+        let description = try opened.map(describe) ?? describe(path)
         let layout = description.storageLayout(precision)
         let weights = try LlamaWeights(configuration: description.configuration, storageLayout: layout) { base in
             var cursor = 0
-            try WeightStreamer.stream(path, configuration: description.configuration, layout: layout) { bytes, count in
+            try WeightStreamer.stream(path, configuration: description.configuration, layout: layout, opened: opened) { bytes, count in
                 (base + cursor).copyMemory(from: bytes, byteCount: count)
                 cursor += count
             }

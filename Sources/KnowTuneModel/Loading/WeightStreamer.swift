@@ -7,10 +7,11 @@ import KnowTuneTensor
 
 public enum WeightStreamer {
     /// Writes every tensor of `layout`, in its order, through `write` (bytes, count); returns the peak bytes of
-    /// scratch it held (the largest tensor in fp32 plus its encoding).
+    /// scratch it held (the largest tensor in fp32 plus its encoding). `opened`: `path`'s GGUF file when the caller
+    /// has already parsed it.
     @discardableResult
     public static func stream(_ path: String, configuration c: LlamaConfiguration, layout: LlamaStorageLayout,
-                              write: (UnsafeRawPointer, Int) throws -> Void) throws -> Int {
+                              opened: GGUFFile? = nil, write: (UnsafeRawPointer, Int) throws -> Void) throws -> Int {
         let largest = layout.tensors.map(\.storage.elementCount).max() ?? 0
         let floats = UnsafeMutablePointer<Float>.allocate(capacity: max(largest, 1))
         let encoded = UnsafeMutableRawPointer.allocate(byteCount: max(largest * 4, 1), alignment: 64)
@@ -21,15 +22,16 @@ public enum WeightStreamer {
         var mappings: [MappedFile] = []
         switch try ModelLoader.resolve(path) {
         case let .gguf(file):
-            let gguf = try GGUFFile(path: file)
+            let gguf = try opened ?? GGUFFile(path: file)
             mappings = [gguf.file]
             try GGUFModelLoader.checkTensors(of: gguf, configuration: c)
             let sources = GGUFModelLoader.sourceEncodings(of: gguf, configuration: c)
+            let slots = GGUFModelLoader.slots(c)
             read = { name, _, storage in
                 if storage.encoding.isQuantized, sources[name] == storage.encoding {
-                    try GGUFModelLoader.copyStored(name, from: gguf, configuration: c, into: encoded)
+                    try GGUFModelLoader.copyStored(name, from: gguf, slots: slots, into: encoded)
                 } else {
-                    try GGUFModelLoader.read(name, from: gguf, configuration: c, into: floats)
+                    try GGUFModelLoader.read(name, from: gguf, slots: slots, into: floats)
                     storage.encoding.encode(floats, count: storage.elementCount, into: encoded)
                 }
             }
