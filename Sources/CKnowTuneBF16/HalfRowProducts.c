@@ -43,8 +43,11 @@ KT_AVX2 static inline float kt_sum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-KT_AVX2 static void kt_rows_avx2(float *Y, int ldc, const float *X, const uint16_t *W, int rows, int in, int out,
-                                 int accumulate, int isHalf) {
+// Written for a constant `rows`, instantiated per row count by kt_rows_avx2, so the accumulators stay in registers
+// (with a run-time count they lived on the stack, each step waiting for a store to reach the next load).
+KT_AVX2 static inline __attribute__((always_inline)) void
+kt_rows_fixed(float *Y, int ldc, const float *X, const uint16_t *W, const int rows, int in, int out, int accumulate,
+              int isHalf) {
     const int vectorEnd = in / 8 * 8;
     for (int o = 0; o < out; o++) {
         const uint16_t *w = W + (size_t)o * in;
@@ -61,6 +64,17 @@ KT_AVX2 static void kt_rows_avx2(float *Y, int ldc, const float *X, const uint16
             float *y = Y + (size_t)r * ldc + o;
             *y = accumulate ? *y + sum : sum;
         }
+    }
+}
+
+KT_AVX2 static void kt_rows_avx2(float *Y, int ldc, const float *X, const uint16_t *W, int rows, int in, int out,
+                                 int accumulate, int isHalf) {
+    switch (rows) {
+#define KT_ROWS_CASE(n) \
+    case n: kt_rows_fixed(Y, ldc, X, W, n, in, out, accumulate, isHalf); break;
+        KT_ROWS_CASE(1) KT_ROWS_CASE(2) KT_ROWS_CASE(3) KT_ROWS_CASE(4)
+        KT_ROWS_CASE(5) KT_ROWS_CASE(6) KT_ROWS_CASE(7) KT_ROWS_CASE(8)
+#undef KT_ROWS_CASE
     }
 }
 

@@ -20,7 +20,7 @@ final class RowProjectionTests: XCTestCase {
         for precision in [WeightEncoding.bf16, .f16] {
             var stored = [UInt16](repeating: 0, count: values.count)
             stored.withUnsafeMutableBytes { precision.encode(values, count: values.count, into: $0.baseAddress!) }
-            for rows in [1, 3, 8, 11] {
+            for rows in Array(1...8) + [11] {
                 let input = random(rows * inFeatures, seed: UInt64(rows))
                 for accumulate in [false, true] {
                     let initial = random(rows * stride, seed: 9)
@@ -72,7 +72,7 @@ final class RowProjectionTests: XCTestCase {
         for encoding in WeightEncoding.allCases where encoding.isQuantized {
             var stored = [UInt8](repeating: 0, count: encoding.byteCount(elements: values.count))
             stored.withUnsafeMutableBytes { encoding.encode(values, count: values.count, into: $0.baseAddress!) }
-            for rows in [1, 3, 8, 11] {
+            for rows in Array(1...8) + [11] {
                 let input = random(rows * inFeatures, seed: UInt64(rows) + 20)
                 for accumulate in [false, true] {
                     let initial = random(rows * stride, seed: 9)
@@ -131,7 +131,7 @@ final class RowProjectionTests: XCTestCase {
             let scale = Double(HalfPrecision.float(fromHalfBits: UInt16(stored[offset]) | UInt16(stored[offset + 1]) << 8))
             return (scale, (0..<32).map { Int(Int8(bitPattern: stored[offset + 2 + $0])) })
         }
-        for rows in [1, 2, 8] {
+        for rows in 1...8 {
             var input = random(rows * inFeatures, seed: UInt64(rows) + 40)
             for k in 0..<32 { input[k] = 0 }  // an all-zero block has scale 0
             input[40] = 5  // one large value: its block's other values round coarsely
