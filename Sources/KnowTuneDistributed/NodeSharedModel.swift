@@ -8,7 +8,9 @@ import KnowTuneModel
 import KnowTuneTensor
 
 public enum NodeSharedModel {
-    static let formatVersion = "knowtune-flat-fp32-1"
+    /// Part of every entry's key: raised when a precision's layout changes (2: q4_k keeps a file's Q4_0/Q4_1 rows
+    /// that Q4_K cannot hold), so that no entry written by an earlier version is mapped with another layout.
+    static let formatVersion = "knowtune-flat-2"
 
     /// `$KNOWTUNE_CACHE/weights`, default `~/.cache/knowtune/weights`.
     public static var cacheDirectory: String {

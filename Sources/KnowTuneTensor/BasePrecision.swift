@@ -15,7 +15,8 @@ public enum BasePrecision: String, CaseIterable, Codable, Sendable {
     /// ggml's 4-bit blocks (32 elements, one f16 scale): 4.5 bits per weight. A GGUF tensor in Q4_1 is kept as it is.
     case q4_0
     /// ggml's 4-bit super-blocks (256 elements, 6-bit sub-block scales and mins): 4.5 bits per weight. Rows that are
-    /// not whole super-blocks fall back to Q5_0, as llama.cpp does.
+    /// not whole super-blocks fall back to Q5_0, as llama.cpp does, unless the file already holds them in Q4_0 or
+    /// Q4_1 (then they are kept: smaller than Q5_0, and requantizing them would only add error).
     case q4_k
 
     public var isQuantized: Bool { self != .fp32 && self != .bf16 && self != .f16 }
@@ -27,7 +28,7 @@ public enum BasePrecision: String, CaseIterable, Codable, Sendable {
 
     /// The encoding a matrix with rows of `rowLength` elements gets (projections, embedding, head). `source` is the
     /// tensor's encoding in the model file: a quantized tensor already in the chosen encoding (or Q4_1 when Q4_0 is
-    /// asked for) is kept as it is rather than requantized.
+    /// asked for, or Q4_0/Q4_1 where Q4_K falls back to Q5_0) is kept as it is rather than requantized.
     public func matrixEncoding(rowLength: Int, source: WeightEncoding? = nil) -> WeightEncoding {
         let requested: WeightEncoding
         switch self {
@@ -40,7 +41,10 @@ public enum BasePrecision: String, CaseIterable, Codable, Sendable {
         }
         // llama.cpp stores a row that is not whole blocks of the fallback either in f16.
         let chosen = requested.fits(rowLength: rowLength) ? requested : .f16
-        if let source, source == chosen || (chosen == .q4_0 && source == .q4_1) { return source }
+        let sourceIs4Bit = source == .q4_0 || source == .q4_1
+        if let source, source == chosen || (chosen == .q4_0 && source == .q4_1) || (self == .q4_k && chosen == .q5_0 && sourceIs4Bit) {
+            return source
+        }
         return chosen
     }
 

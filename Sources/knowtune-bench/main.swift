@@ -4,6 +4,8 @@
 //        model's training FLOPs per token and the 2-rank × 1-thread ceiling in tokens/s they give (bench-sft.sh).
 //        knowtune-bench attention [--lengths 64,150,256,512] [--heads 9 --kv_heads 3 --head_dimension 64]: one
 //        layer's attention forward + backward alone (one thread).
+//        knowtune-bench products [--encodings q8_0,q4_k,q5_0,q4_1] [--threads 1] [--rounds 3]: training's frozen-weight
+//        products with quantized weights against fp32 sgemm on SmolLM2 and Llama-2-7B shapes.
 import Foundation
 import KnowTuneModel
 import KnowTuneTensor
@@ -27,10 +29,24 @@ do {
         print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
         exit(0)
     }
+    if arguments.first == "products" {
+        BLAS.setThreadCount(Int(option("--threads", arguments) ?? "1") ?? 1)
+        let names = (option("--encodings", arguments) ?? "q8_0,q4_k,q5_0,q4_1").split(separator: ",").map(String.init)
+        let encodings = try names.map { name in
+            guard let encoding = WeightEncoding(rawValue: name) else {
+                throw KnowTuneError.invalidInput("--encodings: \(name) is not an encoding (\(WeightEncoding.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return encoding
+        }
+        let result = ProductsBenchmark.run(encodings: encodings, rounds: Int(option("--rounds", arguments) ?? "3") ?? 3)
+        print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys, .prettyPrinted]), as: UTF8.self))
+        exit(0)
+    }
     guard arguments.first == "engine" || arguments.first == "ceiling" else {
         FileHandle.standardError.write(Data(("usage: knowtune-bench engine [--model PATH] [--data FILE] [--steps N] [--threads 1,2] [--output FILE]\n"
                                              + "       knowtune-bench ceiling [--model PATH] [--sequence_length T]\n"
-                                             + "       knowtune-bench attention [--lengths L,…] [--heads H] [--kv_heads G] [--head_dimension D]\n").utf8))
+                                             + "       knowtune-bench attention [--lengths L,…] [--heads H] [--kv_heads G] [--head_dimension D]\n"
+                                             + "       knowtune-bench products [--encodings E,…] [--threads N] [--rounds R]\n").utf8))
         exit(2)
     }
     let modelPath = option("--model", arguments) ?? repository.appendingPathComponent("models/smollm2").path
