@@ -164,8 +164,8 @@ final class KernelTests: XCTestCase {
         checkAttention(T: 5, H: 4, G: 2, D: 4, seed: 11, rows: [0, 2, 4], queryIndices: [0, 9, 37, 79], keyIndices: [0, 13, 39])
     }
 
-    /// Past one 64-row block (rows in blocks compute scores only up to their own last key), rows on both sides of
-    /// the block edges.
+    /// Past several row blocks (rows in blocks of CausalAttention.rowBlock, 32, compute scores only up to their own
+    /// last key), rows on both sides of block edges.
     func testBlockedAttentionOnALongSequence() {
         checkAttention(T: 150, H: 2, G: 1, D: 8, seed: 41, rows: [0, 63, 64, 127, 128, 149],
                        queryIndices: [3, 63 * 16 + 5, 64 * 16 + 9, 149 * 16 + 15], keyIndices: [1, 63 * 8 + 2, 64 * 8 + 7, 100 * 8 + 4])
