@@ -41,10 +41,9 @@ public enum BasePrecision: String, CaseIterable, Codable, Sendable {
         }
         // llama.cpp stores a row that is not whole blocks of the fallback either in f16.
         let chosen = requested.fits(rowLength: rowLength) ? requested : .f16
-        let sourceIs4Bit = source == .q4_0 || source == .q4_1
-        if let source, source == chosen || (chosen == .q4_0 && source == .q4_1) || (self == .q4_k && chosen == .q5_0 && sourceIs4Bit) {
-            return source
-        }
+        // A file's 4-bit blocks stand in for Q4_0, and for Q4_K's Q5_0 fallback: no larger, and exact.
+        let fourBitStandsIn = chosen == .q4_0 || (self == .q4_k && chosen == .q5_0)
+        if let source, source == chosen || (fourBitStandsIn && (source == .q4_0 || source == .q4_1)) { return source }
         return chosen
     }
 

@@ -14,8 +14,7 @@ enum AttentionBenchmark {
             var generator = SplitMix64(seed: UInt64(T))
             func random(_ count: Int) -> [Float] { (0..<count).map { _ in generator.nextUnitFloat() - 0.5 } }
             let query = random(T * C), key = random(T * K), value = random(T * K), upstream = random(T * C)
-            // Generous for any layout of the scratch: three stacked heads' blocks of up to 64 rows by T keys, or T × T.
-            let scratch = max(T * T, 3 * 64 * (T + 2 * D) * max(H / G, 1))
+            let scratch = CausalAttention.scratchCount(sequenceLength: T, heads: H, kvHeads: G, headDimension: D)
             var scores = [Float](repeating: 0, count: scratch), scoreGradients = scores
             var output = [Float](repeating: 0, count: T * C), lse = [Float](repeating: 0, count: T * H)
             var dq = output, dk = [Float](repeating: 0, count: T * K), dv = dk
